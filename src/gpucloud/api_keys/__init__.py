@@ -1,0 +1,1 @@
+"""API keys: the `gck_` bearer secrets that authenticate every API request."""

@@ -1,0 +1,192 @@
+"""API-key rules: create, authenticate, list, revoke.
+
+Services take a connection inside a transaction the caller owns, and never commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gpucloud.api_keys import secrets
+from gpucloud.api_keys.models import APIKey
+from gpucloud.db import new_id, utcnow
+from gpucloud.errors import (
+    AuthenticationError,
+    InvalidInputError,
+    NotFoundError,
+    UnknownAPIKeyError,
+)
+from gpucloud.owners import service as owners
+from gpucloud.owners.models import Owner
+
+INVALID = "API key invalid"
+NOT_FOUND = "API key not found"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request acts for: the owner, and the API key that proved it."""
+
+    owner_id: str
+    api_key_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class APIKeyInfo:
+    """What an operator may see of an API key: everything but the secret."""
+
+    id: str
+    owner: str
+    owner_id: str
+    prefix: str
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+    def state(self, now: dt.datetime) -> str:
+        """`active`, `revoked` or `expired`."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+
+_DURATION = re.compile(r"(\d+)([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """`90d`, `12h`, `30m`, `30s`, `2w` as a timedelta; raises InvalidInputError otherwise."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None or int(match.group(1)) == 0:
+        raise InvalidInputError(
+            f"Cannot read the duration {text!r}; write a positive number and a unit, "
+            "e.g. 90d, 12h, 30m or 30s"
+        )
+    return dt.timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+async def create(
+    conn: AsyncConnection, *, owner: str, expires_in: dt.timedelta | None = None
+) -> tuple[str, APIKeyInfo]:
+    """Create a key for `owner` (created if new); returns the secret, shown only now."""
+    owner_id = await owners.get_or_create(conn, owner)
+    secret = secrets.generate()
+    now = utcnow()
+    info = APIKeyInfo(
+        id=new_id(),
+        owner=owner.strip(),
+        owner_id=owner_id,
+        prefix=secrets.display_prefix(secret),
+        created_at=now,
+        expires_at=now + expires_in if expires_in else None,
+        last_used_at=None,
+        revoked_at=None,
+    )
+    await conn.execute(
+        insert(APIKey).values(
+            id=info.id,
+            owner_id=owner_id,
+            secret_digest=secrets.digest(secret),
+            prefix=info.prefix,
+            created_at=info.created_at,
+            expires_at=info.expires_at,
+        )
+    )
+    return secret, info
+
+
+_AUTH_QUERY = select(
+    APIKey.id, APIKey.owner_id, APIKey.expires_at, APIKey.revoked_at, APIKey.last_used_at
+)
+
+
+async def authenticate(
+    conn: AsyncConnection, presented: str | None, *, now: dt.datetime | None = None
+) -> tuple[Principal, bool]:
+    """The principal of an `x-api-key` value, and whether its last-used minute is stale.
+
+    Raises AuthenticationError (403) for a missing, malformed, revoked or expired key, and
+    UnknownAPIKeyError (404) for a well-formed key that matches none.
+    """
+    if not presented or not secrets.is_well_formed(presented):
+        raise AuthenticationError(INVALID)
+    row = (
+        await conn.execute(_AUTH_QUERY.where(APIKey.secret_digest == secrets.digest(presented)))
+    ).first()
+    if row is None:
+        raise UnknownAPIKeyError(NOT_FOUND)
+    now = now or utcnow()
+    if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+        raise AuthenticationError(INVALID)
+    minute = now.replace(second=0, microsecond=0)
+    stale = row.last_used_at is None or row.last_used_at < minute
+    return Principal(owner_id=row.owner_id, api_key_id=row.id), stale
+
+
+async def record_use(conn: AsyncConnection, api_key_id: str, *, now: dt.datetime) -> None:
+    """Set last-used to the current minute, at most one write per key and minute."""
+    minute = now.replace(second=0, microsecond=0)
+    await conn.execute(
+        update(APIKey)
+        .where(APIKey.id == api_key_id)
+        .where(or_(APIKey.last_used_at.is_(None), APIKey.last_used_at < minute))
+        .values(last_used_at=minute)
+    )
+
+
+_INFO_QUERY = select(
+    APIKey.id,
+    Owner.name.label("owner"),
+    APIKey.owner_id,
+    APIKey.prefix,
+    APIKey.created_at,
+    APIKey.expires_at,
+    APIKey.last_used_at,
+    APIKey.revoked_at,
+).join(Owner, Owner.id == APIKey.owner_id)
+
+
+async def list_keys(conn: AsyncConnection, *, owner: str | None = None) -> list[APIKeyInfo]:
+    """Every API key (or only `owner`'s), oldest first."""
+    query = _INFO_QUERY.order_by(APIKey.created_at, APIKey.id)
+    if owner is not None:
+        query = query.where(Owner.name == owner.strip())
+    return [APIKeyInfo(**row._mapping) for row in await conn.execute(query)]
+
+
+async def revoke(conn: AsyncConnection, key: str) -> APIKeyInfo:
+    """Revoke the key whose id (from `list`) or secret is `key`; revoking twice is a no-op.
+
+    Raises NotFoundError when no key matches.
+    """
+    key = key.strip()
+    if secrets.is_well_formed(key):
+        condition = APIKey.secret_digest == secrets.digest(key)
+    else:
+        condition = APIKey.id == key
+    row = (await conn.execute(_INFO_QUERY.where(condition))).first()
+    if row is None:
+        raise NotFoundError("No API key has that id or secret; see `gpucloud api-keys list`")
+    info = APIKeyInfo(**row._mapping)
+    if info.revoked_at is None:
+        now = utcnow()
+        await conn.execute(update(APIKey).where(APIKey.id == info.id).values(revoked_at=now))
+        info = APIKeyInfo(**{**row._mapping, "revoked_at": now})
+    return info
+
+
+async def has_any(conn: AsyncConnection, *, owner: str) -> bool:
+    """True when `owner` exists and has at least one API key, revoked or not."""
+    owner_id = await owners.find_id(conn, owner)
+    if owner_id is None:
+        return False
+    found = await conn.scalar(select(APIKey.id).where(APIKey.owner_id == owner_id).limit(1))
+    return found is not None

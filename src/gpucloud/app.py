@@ -1,0 +1,106 @@
+"""The application, assembled in one readable function."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.middleware.cors import CORSMiddleware
+
+from gpucloud import __version__
+from gpucloud.config import Settings
+from gpucloud.db import Database, create_engine
+from gpucloud.http import errors
+from gpucloud.http.auth import API_KEY_HEADER
+from gpucloud.http.middleware import RequestContextMiddleware
+from gpucloud.ops import logs
+from gpucloud.ops import routes as ops_routes
+from gpucloud.ops.metrics import Metrics
+from gpucloud.ssh_keys import routes as ssh_key_routes
+from gpucloud.ssh_keys.schemas import CreateSSHKeyDto, RenameSSHKeyDto
+
+TITLE = "Cloud Sesterce API"
+# HTML pages (the API docs, the console) load only their own files.
+HTML_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'self'"
+)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The ASGI app for `settings` (read from the environment when None)."""
+    settings = settings or Settings()
+    database = Database(create_engine(settings))
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await database.dispose()
+
+    app = FastAPI(
+        title=TITLE,
+        version=__version__,
+        description="The SSH-keys API of a GPU cloud. Authenticate with the x-api-key header.",
+        lifespan=lifespan,
+        # /docs is served by ops.routes from the package's own copy of Swagger UI.
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    app.state.metrics = metrics
+
+    errors.install(app)
+    app.include_router(ssh_key_routes.router)
+    app.include_router(ops_routes.router)
+    app.mount("/docs/static", ops_routes.docs_assets, name="docs-static")
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=[API_KEY_HEADER, "content-type", "idempotency-key"],
+            expose_headers=["location", "retry-after", "x-request-id"],
+        )
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, html_csp=HTML_CSP)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` and worker processes: settings from the environment."""
+    settings = Settings()
+    logs.configure(settings.log_level, settings.log_format)
+    return create_app(settings)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, with the source document's names and conventions."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (CreateSSHKeyDto, RenameSSHKeyDto):
+        components[model.__name__] = model.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+    # Validation problems are answered 400 in the error shape, never FastAPI's 422.
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    for path_item in schema["paths"].values():
+        for operation in path_item.values():
+            operation.get("responses", {}).pop("422", None)
+            for parameter in operation.get("parameters", []):
+                if parameter["name"] == API_KEY_HEADER and parameter["in"] == "header":
+                    parameter["required"] = True
+                    parameter["schema"] = {"type": "string"}
+    app.openapi_schema = schema
+    return schema

@@ -1,0 +1,1 @@
+"""The HTTP edge: the error shape, request bodies, authentication, middleware."""

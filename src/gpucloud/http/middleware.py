@@ -1,0 +1,133 @@
+"""The ASGI middleware around every request: request id, headers, access log, metrics.
+
+Plain ASGI rather than Starlette's BaseHTTPMiddleware, which costs a task and a
+memory stream per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gpucloud.ops.metrics import Metrics
+from gpucloud.wire import iso_timestamp
+
+access_log = logging.getLogger("gpucloud.access")
+error_log = logging.getLogger("gpucloud.errors")
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_COMMON_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+]
+_NO_STORE = (b"cache-control", b"no-store")
+
+
+class RequestContextMiddleware:
+    """Gives each request an id and each response the security headers, then logs it."""
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, html_csp: str) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.html_csp = html_csp.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+        response_started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                headers = list(message.get("headers", ()))
+                headers.append((b"x-request-id", request_id.encode()))
+                headers.extend(_COMMON_HEADERS)
+                names = {name.lower() for name, _ in headers}
+                if b"cache-control" not in names:
+                    headers.append(_NO_STORE)
+                if any(n == b"content-type" and v.startswith(b"text/html") for n, v in headers):
+                    headers.append((b"content-security-policy", self.html_csp))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            error_log.exception(
+                "unhandled error", extra={"request_id": request_id, "path": scope["path"]}
+            )
+            if not response_started:
+                await _send_500(scope, send_with_headers)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = _route_template(scope)
+            self.metrics.observe(scope["method"], route, status, elapsed)
+            state = scope.get("state", {})
+            access_log.info(
+                "%s %s %d",
+                scope["method"],
+                scope["path"],
+                status,
+                extra={
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                    "client": (scope.get("client") or ("-",))[0],
+                    "api_key_id": state.get("api_key_id"),
+                },
+            )
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            return text if _REQUEST_ID.fullmatch(text) else None
+    return None
+
+
+def _route_template(scope: Scope) -> str:
+    route: Any = scope.get("route")
+    path = getattr(route, "path", None)
+    # Unmatched paths share one label, so that scanners cannot grow the metrics.
+    return path if isinstance(path, str) else "<unmatched>"
+
+
+async def _send_500(scope: Scope, send: Send) -> None:
+    body = orjson.dumps(
+        {
+            "statusCode": 500,
+            "timestamp": iso_timestamp(),
+            "path": scope["path"],
+            "message": "Something went wrong on our side; the error has been logged",
+            "error": "Internal Server Error",
+        }
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,1 @@
+"""SSH keys: the resource of the API, its rules and its routes."""
