@@ -1,0 +1,103 @@
+"""The served OpenAPI document keeps the source document's names and schemas."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+# A copy of the published reference, kept in the repository (docs/source/).
+SEED = Path(__file__).resolve().parents[2] / "docs" / "source" / "ssh-keys-api.md"
+SPEC_STATUSES = {
+    ("/gpu-cloud/ssh-keys", "post"): {"201", "400", "403", "404", "409", "413", "415", "429"},
+    ("/gpu-cloud/ssh-keys", "get"): {"200", "403", "404", "429"},
+    ("/gpu-cloud/ssh-keys/{id}/makedefault", "patch"): {"204", "403", "404", "429"},
+    ("/gpu-cloud/ssh-keys/{id}", "delete"): {"204", "403", "404", "429"},
+    ("/gpu-cloud/ssh-keys/{id}", "get"): {"200", "403", "404", "429"},
+    ("/gpu-cloud/ssh-keys/{id}", "patch"): {"200", "400", "403", "404", "409", "413", "415", "429"},
+    ("/gpu-cloud/ssh-keys/authorized_keys", "get"): {"200", "403", "404", "429"},
+}
+
+
+def _source_documents() -> list[dict[str, Any]]:
+    """The OpenAPI fragments embedded in the source document."""
+    text = SEED.read_text()
+    return [json.loads(block) for block in re.findall(r"```json\n(.*?)\n```", text, re.S)]
+
+
+@pytest.fixture
+async def served(client: httpx.AsyncClient) -> dict[str, Any]:
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    document: dict[str, Any] = response.json()
+    return document
+
+
+async def test_every_source_operation_is_served_with_its_id_tag_and_header(
+    served: dict[str, Any],
+) -> None:
+    """If the source document names an operation, then ours has the same operationId,
+    tag and x-api-key header parameter."""
+    fragments = _source_documents()
+    assert len(fragments) == 3
+    for fragment in fragments:
+        for path, item in fragment["paths"].items():
+            for method, operation in item.items():
+                ours = served["paths"][path][method]
+                assert ours["operationId"] == operation["operationId"]
+                assert ours["tags"] == operation["tags"]
+                header = next(p for p in operation["parameters"] if p["name"] == "x-api-key")
+                our_header = next(p for p in ours["parameters"] if p["name"] == "x-api-key")
+                assert our_header == header
+                for status in operation["responses"]:
+                    assert status in ours["responses"], (path, method, status)
+
+
+async def test_source_schemas_are_served_with_their_fields_and_types(
+    served: dict[str, Any],
+) -> None:
+    """If the source document defines a schema, then ours has every property with the
+    same type and the same required list (extra properties allowed)."""
+    for fragment in _source_documents():
+        for name, schema in fragment.get("components", {}).get("schemas", {}).items():
+            ours = served["components"]["schemas"][name]
+            assert set(schema["required"]) <= set(ours["required"]), name
+            for prop, definition in schema["properties"].items():
+                assert ours["properties"][prop]["type"] == definition["type"], (name, prop)
+    assert served["paths"]["/gpu-cloud/ssh-keys"]["post"]["requestBody"]["content"][
+        "application/json"
+    ]["schema"] == {"$ref": "#/components/schemas/CreateSSHKeyDto"}
+
+
+async def test_each_operation_documents_exactly_the_statuses_of_the_spec(
+    served: dict[str, Any],
+) -> None:
+    """If an operation is served, then it lists the SPEC's status codes, each error with the
+    error schema, and never FastAPI's 422."""
+    for (path, method), statuses in SPEC_STATUSES.items():
+        responses = served["paths"][path][method]["responses"]
+        extra = {"400"} if (path, method) == ("/gpu-cloud/ssh-keys", "get") else set()
+        assert set(responses) == statuses | extra, (path, method)
+        for status, response in responses.items():
+            if int(status) >= 400:
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/ErrorDto"}
+    assert "HTTPValidationError" not in served["components"]["schemas"]
+    error = served["components"]["schemas"]["ErrorDto"]
+    assert {"statusCode", "timestamp", "path", "message"} <= set(error["required"])
+
+
+async def test_docs_page_loads_swagger_ui_from_the_package(client: httpx.AsyncClient) -> None:
+    """If /docs is opened, then it is HTML that loads its scripts from this server only."""
+    page = await client.get("/docs")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    scripts = re.findall(r'<script src="([^"]+)"', page.text)
+    assert scripts and all(src.startswith("/docs/static/") for src in scripts)
+    for src in scripts:
+        assert (await client.get(src)).status_code == 200
