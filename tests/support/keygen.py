@@ -3,12 +3,14 @@
 Where `ssh-keygen` cannot make a key here (sk keys need a FIDO device; newer OpenSSH
 releases refuse DSA and 1024-bit RSA), the public line is built by hand, in the SSH wire
 format, from a real key made by `cryptography`. The same builders make the malformed
-blobs of the parser's tests.
+blobs of the parser's tests, and RSA keys with the ROCA flaw, which no tool here makes.
 """
 
 from __future__ import annotations
 
 import base64
+import math
+import secrets
 import shutil
 import struct
 import subprocess
@@ -354,3 +356,73 @@ def build_corpus(directory: Path) -> KeyCorpus:
         private_keys=private_key_samples(directory),
         certificate=certificate(directory),
     )
+
+
+# RSA primes made the way Infineon's flawed library made them (ROCA, CVE-2017-15361;
+# Nemec et al., ACM CCS 2017, section 2.1): p = k·M + (65537^a mod M). Built here from
+# the paper, not from gpucloud.pubkey.roca, so that the tests do not trust the code they test.
+
+# Primes below 1000, for trial division before Miller-Rabin.
+_SMALL_PRIMES = tuple(n for n in range(2, 1000) if all(n % d for d in range(2, math.isqrt(n) + 1)))
+# The primorial of the primes up to 167, the M of 512-bit keys; every larger key's M is
+# a multiple of it, so it carries the same fingerprint.
+ROCA_PRIMORIAL = math.prod(prime for prime in _SMALL_PRIMES if prime <= 167)
+
+
+def is_probable_prime(n: int, rounds: int = 40) -> bool:
+    """True if `n` is prime; a composite passes with probability below 4^-rounds (Miller-Rabin)."""
+    if n < 2:
+        return False
+    for prime in _SMALL_PRIMES:
+        if n % prime == 0:
+            return n == prime
+    if n < _SMALL_PRIMES[-1] ** 2:
+        return True
+    odd, twos = n - 1, 0
+    while odd % 2 == 0:
+        odd, twos = odd // 2, twos + 1
+    for _ in range(rounds):
+        x = pow(2 + secrets.randbelow(n - 3), odd, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(twos - 1):
+            x = x * x % n
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
+
+
+def roca_prime(bits: int) -> int:
+    """A random prime of `bits` bits, its top two set, of the form k·M + (65537^a mod M)."""
+    # Top two bits set: the product of two such primes has exactly twice their bits.
+    low, high = 3 << (bits - 2), 1 << bits
+    first_k, last_k = -(-low // ROCA_PRIMORIAL), high // ROCA_PRIMORIAL - 1
+    while True:
+        # 64 bits of exponent cover the order of 65537 modulo M (about 2^61).
+        power = pow(65537, secrets.randbits(64), ROCA_PRIMORIAL)
+        k = first_k + secrets.randbelow(last_k - first_k + 1)
+        candidate = k * ROCA_PRIMORIAL + power
+        # 65537 must not divide p - 1, or the key would have no private exponent.
+        if (candidate - 1) % 65537 and is_probable_prime(candidate):
+            return candidate
+
+
+def roca_primes(modulus_bits: int = 2048) -> tuple[int, int]:
+    """Two distinct ROCA-shaped primes whose product is a modulus of exactly `modulus_bits` bits."""
+    p = roca_prime(modulus_bits // 2)
+    q = roca_prime(modulus_bits // 2)
+    while q == p:
+        q = roca_prime(modulus_bits // 2)
+    return p, q
+
+
+def rsa_private_key(p: int, q: int, exponent: int = 65537) -> rsa.RSAPrivateKey:
+    """The RSA private key of these primes, as `cryptography` builds and checks it."""
+    d = pow(exponent, -1, math.lcm(p - 1, q - 1))
+    public = rsa.RSAPublicNumbers(exponent, p * q)
+    numbers = rsa.RSAPrivateNumbers(
+        p, q, d, rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q), rsa.rsa_crt_iqmp(p, q), public
+    )
+    return numbers.private_key()

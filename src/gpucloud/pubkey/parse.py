@@ -8,8 +8,9 @@ advice wins when several apply:
 2. the size limit;
 3. the framing: empty, PEM, an RFC 4716 block, more than one line;
 4. the OpenSSH line: the type token; the key data, field by field, with our own strict
-   wire reader (for precise messages); `cryptography` (for the mathematics: an EC point
-   on its curve, a usable RSA key); and last the comment.
+   wire reader (for precise messages), which also refuses known-weak RSA moduli (ROCA);
+   `cryptography` (for the mathematics: an EC point on its curve, a usable RSA key); and
+   last the comment.
 
 Every message is one sentence that tells the user what to do, and none contains any
 of the input: only constants of this module and numbers such as a key's size.
@@ -29,6 +30,7 @@ from cryptography.hazmat.primitives.serialization import load_ssh_public_identit
 
 from gpucloud.pubkey import rfc4716
 from gpucloud.pubkey.errors import PublicKeyError
+from gpucloud.pubkey.roca import has_roca_fingerprint
 from gpucloud.pubkey.wire import MpintError, TruncatedError, WireReader
 
 MAX_PUBLIC_KEY_BYTES: Final = 16 * 1024
@@ -434,6 +436,13 @@ def _read_rsa_fields(reader: WireReader) -> int:
             "The RSA modulus is even, so this is not a usable RSA key; "
             "generate a new key with ssh-keygen -t ed25519",
             "rsa-modulus",
+        )
+    if has_roca_fingerprint(modulus):
+        raise PublicKeyError(
+            "This RSA key has the ROCA weakness (CVE-2017-15361, keys made by some Infineon "
+            "chips): its private key can be computed from the public key; generate a new key, "
+            "for example with ssh-keygen -t ed25519, and replace this one everywhere it is used",
+            "rsa-roca",
         )
     return bits
 
