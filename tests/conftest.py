@@ -59,7 +59,14 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, log_format="text")
+    """The app's settings; rate limits are high so that only the rate-limit tests meet them."""
+    return Settings(
+        database_url=database_url,
+        log_format="text",
+        rate_limit_burst=100_000,
+        rate_limit_per_second=100_000,
+        auth_failures_per_minute=100_000,
+    )
 
 
 @pytest.fixture

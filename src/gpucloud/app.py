@@ -19,6 +19,7 @@ from gpucloud.http.middleware import RequestContextMiddleware
 from gpucloud.ops import logs
 from gpucloud.ops import routes as ops_routes
 from gpucloud.ops.metrics import Metrics
+from gpucloud.ratelimit import RateLimiter
 from gpucloud.ssh_keys import routes as ssh_key_routes
 from gpucloud.ssh_keys.schemas import CreateSSHKeyDto, RenameSSHKeyDto
 
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.database = database
     app.state.metrics = metrics
+    app.state.rate_limiter = RateLimiter(settings, metrics)
 
     errors.install(app)
     app.include_router(ssh_key_routes.router)

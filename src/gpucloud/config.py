@@ -36,8 +36,25 @@ class Settings(BaseSettings):
     max_keys_per_owner: int = Field(default=1000, ge=1)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
+    # Abuse and retries
+    rate_limit_enabled: bool = True
+    rate_limit_per_second: float = Field(
+        default=20.0, gt=0, description="Requests per second per API key, sustained"
+    )
+    rate_limit_burst: int = Field(default=40, ge=1, description="Requests per API key in 1 s")
+    auth_failures_per_minute: int = Field(
+        default=20, ge=1, description="Failed authentications per client address per minute"
+    )
+    body_timeout_s: float = Field(default=10.0, gt=0, description="To receive a request body")
+
     # Operations
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|text)$")
-    redis_url: str | None = None
+    redis_url: str | None = Field(
+        default=None, description="redis://host:6379/0 to share rate limits across processes"
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Proxies whose X-Forwarded-For gives the client address (uvicorn's)",
+    )
     cors_origins: list[str] = Field(default_factory=list)

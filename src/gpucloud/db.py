@@ -198,8 +198,13 @@ class Database:
                 yield conn
 
     async def ping(self) -> None:
-        """Raises UnavailableError unless the database answers a trivial query."""
-        async with self.read() as conn:
+        """Raises UnavailableError unless the database can serve reads and writes.
+
+        On SQLite a plain SELECT would succeed while another process holds the write lock
+        and every write times out, so the ping takes the write lock (and writes nothing).
+        """
+        unit = self.write() if self.dialect == "sqlite" else self.read()
+        async with unit as conn:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:

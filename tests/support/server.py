@@ -38,6 +38,10 @@ class ServerProcess:
         self.log_path = log_path
         self.env = {
             **os.environ,
+            # High limits, so that only the rate-limit tests (which pass their own) meet them.
+            "GPUCLOUD_RATE_LIMIT_BURST": "100000",
+            "GPUCLOUD_RATE_LIMIT_PER_SECOND": "100000",
+            "GPUCLOUD_AUTH_FAILURES_PER_MINUTE": "100000",
             "GPUCLOUD_DATABASE_URL": database_url,
             **(env or {}),
         }

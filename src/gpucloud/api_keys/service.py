@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gpucloud.api_keys import secrets
 from gpucloud.api_keys.models import APIKey
+from gpucloud.audit import service as audit
+from gpucloud.audit.service import Actor
 from gpucloud.db import new_id, utcnow
 from gpucloud.errors import (
     AuthenticationError,
@@ -74,9 +76,16 @@ def parse_duration(text: str) -> dt.timedelta:
 
 
 async def create(
-    conn: AsyncConnection, *, owner: str, expires_in: dt.timedelta | None = None
+    conn: AsyncConnection,
+    *,
+    owner: str,
+    expires_in: dt.timedelta | None = None,
+    client: str = "cli",
 ) -> tuple[str, APIKeyInfo]:
-    """Create a key for `owner` (created if new); returns the secret, shown only now."""
+    """Create a key for `owner` (created if new); returns the secret, shown only now.
+
+    `client` is what the audit log records as the origin.
+    """
     owner_id = await owners.get_or_create(conn, owner)
     secret = secrets.generate()
     now = utcnow()
@@ -100,6 +109,7 @@ async def create(
             expires_at=info.expires_at,
         )
     )
+    await _audit(conn, info, "api_key.create", client=client)
     return secret, info
 
 
@@ -162,11 +172,8 @@ async def list_keys(conn: AsyncConnection, *, owner: str | None = None) -> list[
     return [APIKeyInfo(**row._mapping) for row in await conn.execute(query)]
 
 
-async def revoke(conn: AsyncConnection, key: str) -> APIKeyInfo:
-    """Revoke the key whose id (from `list`) or secret is `key`; revoking twice is a no-op.
-
-    Raises NotFoundError when no key matches.
-    """
+async def find(conn: AsyncConnection, key: str) -> APIKeyInfo:
+    """The key whose id (from `list`) or secret is `key`; raises NotFoundError."""
     key = key.strip()
     if secrets.is_well_formed(key):
         condition = APIKey.secret_digest == secrets.digest(key)
@@ -175,18 +182,58 @@ async def revoke(conn: AsyncConnection, key: str) -> APIKeyInfo:
     row = (await conn.execute(_INFO_QUERY.where(condition))).first()
     if row is None:
         raise NotFoundError("No API key has that id or secret; see `gpucloud api-keys list`")
-    info = APIKeyInfo(**row._mapping)
-    if info.revoked_at is None:
-        now = utcnow()
-        await conn.execute(update(APIKey).where(APIKey.id == info.id).values(revoked_at=now))
-        info = APIKeyInfo(**{**row._mapping, "revoked_at": now})
-    return info
+    return APIKeyInfo(**row._mapping)
 
 
-async def has_any(conn: AsyncConnection, *, owner: str) -> bool:
-    """True when `owner` exists and has at least one API key, revoked or not."""
-    owner_id = await owners.find_id(conn, owner)
-    if owner_id is None:
-        return False
-    found = await conn.scalar(select(APIKey.id).where(APIKey.owner_id == owner_id).limit(1))
-    return found is not None
+async def revoke(conn: AsyncConnection, key: str, *, client: str = "cli") -> APIKeyInfo:
+    """Revoke the key whose id or secret is `key`, at once; revoking twice is a no-op.
+
+    Raises NotFoundError when no key matches.
+    """
+    info = await find(conn, key)
+    if info.revoked_at is not None:
+        return info
+    now = utcnow()
+    await conn.execute(update(APIKey).where(APIKey.id == info.id).values(revoked_at=now))
+    await _audit(conn, info, "api_key.revoke", client=client)
+    return replace(info, revoked_at=now)
+
+
+async def rotate(
+    conn: AsyncConnection,
+    key: str,
+    *,
+    grace: dt.timedelta | None = None,
+    expires_in: dt.timedelta | None = None,
+    client: str = "cli",
+) -> tuple[str, APIKeyInfo, APIKeyInfo]:
+    """Replace a key with a new one for the same owner; returns (secret, new, old).
+
+    The old key is revoked at once, or, with `grace`, expires after it (so that clients
+    can switch over). Raises NotFoundError, or InvalidInputError for a revoked key.
+    """
+    old = await find(conn, key)
+    now = utcnow()
+    if old.state(now) != "active":
+        raise InvalidInputError(
+            f"API key {old.id} is {old.state(now)}; create a new one with "
+            "`gpucloud api-keys create` instead"
+        )
+    secret, new = await create(conn, owner=old.owner, expires_in=expires_in, client=client)
+    if grace:
+        ends = now + grace
+        if old.expires_at is None or old.expires_at > ends:
+            await conn.execute(update(APIKey).where(APIKey.id == old.id).values(expires_at=ends))
+            old = replace(old, expires_at=ends)
+        await _audit(conn, old, "api_key.rotate", client=client)
+    else:
+        await conn.execute(update(APIKey).where(APIKey.id == old.id).values(revoked_at=now))
+        old = replace(old, revoked_at=now)
+        await _audit(conn, old, "api_key.revoke", client=client)
+    return secret, new, old
+
+
+async def _audit(conn: AsyncConnection, info: APIKeyInfo, action: str, *, client: str) -> None:
+    actor = Actor(owner_id=info.owner_id, api_key_id=None, client=client)
+    await audit.record(conn, actor, action, api_key_id=info.id)
+

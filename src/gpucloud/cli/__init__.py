@@ -35,6 +35,7 @@ def _root(
 app.command("serve")(serve.serve)
 app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.api_keys_app, name="api-keys")
+app.add_typer(admin.audit_app, name="audit")
 
 
 def main() -> None:

@@ -23,11 +23,13 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
     from gpucloud.api_keys.service import APIKeyInfo
+    from gpucloud.audit.service import AuditEntry
 
 T = TypeVar("T")
 
 db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
-api_keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+api_keys_app = typer.Typer(help="Create, list, rotate and revoke API keys.", no_args_is_help=True)
+audit_app = typer.Typer(help="Read the audit log.")
 
 
 def _run(work: Callable[[AsyncConnection], Awaitable[T]], *, write: bool) -> T:
@@ -104,12 +106,7 @@ def create(
     from gpucloud.api_keys import service as api_keys
     from gpucloud.db import utcnow
 
-    lifetime = None
-    if expires_in is not None:
-        try:
-            lifetime = api_keys.parse_duration(expires_in)
-        except GpuCloudError as exc:
-            raise typer.BadParameter(exc.message, param_hint="--expires-in") from None
+    lifetime = _duration(expires_in, "--expires-in")
 
     async def work(conn: AsyncConnection) -> tuple[str, APIKeyInfo] | None:
         if if_none:
@@ -185,6 +182,121 @@ def revoke(
 
     info = _run(work, write=True)
     stderr.print(f"Revoked API key {info.id} ({info.prefix}…) of owner {info.owner!r}.")
+
+
+@api_keys_app.command("rotate")
+def rotate(
+    key: str = typer.Argument(..., help="The key's id (from `list`) or its secret."),
+    grace: str | None = typer.Option(
+        None, help="Let the old key work this much longer (e.g. 24h); revoked at once if omitted."
+    ),
+    expires_in: str | None = typer.Option(None, help="Lifetime of the new key, e.g. 90d."),
+) -> None:
+    """Replace an API key: print the new secret alone on stdout, end the old one.
+
+    Example: gpucloud api-keys rotate 6650f1c2a1b2c3d4e5f60718 --grace 24h
+    """
+    from gpucloud.api_keys import service as api_keys
+
+    grace_period = _duration(grace, "--grace")
+    lifetime = _duration(expires_in, "--expires-in")
+
+    async def work(conn: AsyncConnection) -> tuple[str, APIKeyInfo, APIKeyInfo]:
+        return await api_keys.rotate(conn, key, grace=grace_period, expires_in=lifetime)
+
+    secret, new, old = _run(work, write=True)
+    ending = (
+        f"works until {iso_timestamp(old.expires_at)}"
+        if grace_period and old.expires_at
+        else "is revoked"
+    )
+    stderr.print(
+        f"Created API key {new.id} for owner {new.owner!r}; the old key {old.id} {ending}. "
+        "Store the secret now: it is not shown again."
+    )
+    typer.echo(secret)
+
+
+@audit_app.callback(invoke_without_command=True)
+def audit(
+    owner: str | None = typer.Option(None, help="Only this owner's events."),
+    since: str | None = typer.Option(
+        None, help="Only events this recent (e.g. 24h, 7d) or since an ISO date-time."
+    ),
+    limit: int = typer.Option(1000, min=1, help="At most this many events (oldest first)."),
+    output: str = typer.Option("table", help="table or json."),
+) -> None:
+    """Print the audit log: every change to SSH keys and API keys, never a secret.
+
+    Example: gpucloud audit --owner alice --since 7d
+    """
+    from gpucloud.audit import service as audit_service
+    from gpucloud.db import utcnow
+
+    start = _since(since, utcnow())
+
+    async def work(conn: AsyncConnection) -> list[AuditEntry]:
+        return await audit_service.query(conn, owner=owner, since=start, limit=limit)
+
+    entries = _run(work, write=False)
+    if output == "json":
+        print_json(
+            [
+                {
+                    "id": e.id,
+                    "at": iso_timestamp(e.at),
+                    "owner": e.owner,
+                    "action": e.action,
+                    "apiKeyId": e.api_key_id,
+                    "sshKeyId": e.ssh_key_id,
+                    "fingerprint": e.fingerprint,
+                    "name": e.name,
+                    "requestId": e.request_id,
+                    "client": e.client,
+                }
+                for e in entries
+            ]
+        )
+        return
+    print_table(
+        ("at", "owner", "action", "ssh key", "name", "fingerprint", "api key", "client", "request"),
+        (
+            (
+                iso_timestamp(e.at),
+                e.owner,
+                e.action,
+                e.ssh_key_id or "-",
+                e.name or "-",
+                e.fingerprint or "-",
+                e.api_key_id or "-",
+                e.client or "-",
+                e.request_id or "-",
+            )
+            for e in entries
+        ),
+    )
+
+
+def _duration(text: str | None, option: str) -> dt.timedelta | None:
+    from gpucloud.api_keys.service import parse_duration
+
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except GpuCloudError as exc:
+        raise typer.BadParameter(exc.message, param_hint=option) from None
+
+
+def _since(text: str | None, now: dt.datetime) -> dt.datetime | None:
+    if text is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        duration = _duration(text, "--since")
+        return now - duration if duration else None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def _short(value: dt.datetime | None) -> str:

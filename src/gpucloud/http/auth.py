@@ -1,4 +1,9 @@
-"""The authentication dependency: who is calling, checked before anything else."""
+"""The authentication dependency: who is calling, checked before anything else.
+
+Order: the caller's address may be throttled for failed authentications (429); then the
+API key is checked (403/404), a failure counting against the address; then the key's own
+rate limit (429).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,10 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from gpucloud.api_keys import service as api_keys
-from gpucloud.api_keys.service import Principal
+from gpucloud.audit.service import Actor
 from gpucloud.db import Database, utcnow
+from gpucloud.errors import AuthenticationError
+from gpucloud.ratelimit import RateLimiter
 
 API_KEY_HEADER = "x-api-key"
 API_KEY_DESCRIPTION = (
@@ -16,7 +23,7 @@ API_KEY_DESCRIPTION = (
 )
 
 
-async def require_principal(
+async def require_actor(
     request: Request,
     # Declared optional so that a missing header reaches the service (403 "API key
     # invalid") rather than the framework's validation; the OpenAPI document marks it
@@ -24,17 +31,31 @@ async def require_principal(
     x_api_key: Annotated[
         str | None, Header(alias=API_KEY_HEADER, description=API_KEY_DESCRIPTION)
     ] = None,
-) -> Principal:
-    """The caller's principal; raises AuthenticationError / UnknownAPIKeyError."""
+) -> Actor:
+    """The authenticated caller; raises AuthenticationError, UnknownAPIKeyError or
+    RateLimitedError."""
     database: Database = request.app.state.database
+    limiter: RateLimiter = request.app.state.rate_limiter
+    client = request.client.host if request.client else "-"
+    await limiter.check_address(client)
     now = utcnow()
-    async with database.read() as conn:
-        principal, stale = await api_keys.authenticate(conn, x_api_key, now=now)
+    try:
+        async with database.read() as conn:
+            principal, stale = await api_keys.authenticate(conn, x_api_key, now=now)
+    except AuthenticationError:
+        await limiter.record_auth_failure(client)
+        raise
+    request.state.api_key_id = principal.api_key_id
+    await limiter.check_api_key(principal.api_key_id)
     if stale:
         async with database.write() as conn:
             await api_keys.record_use(conn, principal.api_key_id, now=now)
-    request.state.api_key_id = principal.api_key_id
-    return principal
+    return Actor(
+        owner_id=principal.owner_id,
+        api_key_id=principal.api_key_id,
+        request_id=request.state.request_id,
+        client=client,
+    )
 
 
-CurrentPrincipal = Annotated[Principal, Depends(require_principal)]
+CurrentActor = Annotated[Actor, Depends(require_actor)]

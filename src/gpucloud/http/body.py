@@ -7,23 +7,26 @@ authentication first), and would read a body of any size.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, TypeVar
 
 import orjson
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
+from gpucloud.config import Settings
 from gpucloud.errors import FieldProblem, InvalidInputError
 from gpucloud.http.errors import RequestProblem, describe_validation_errors
 
 Model = TypeVar("Model", bound=BaseModel)
 
 
-async def read_json(request: Request, *, max_bytes: int) -> Any:
+async def read_json(request: Request, *, max_bytes: int, timeout_s: float) -> Any:
     """The parsed JSON body.
 
     Raises RequestProblem 413 (too large, judged by Content-Length and while reading),
-    415 (not application/json), or InvalidInputError (empty or not JSON).
+    408 (not received within `timeout_s`), 415 (not application/json), or
+    InvalidInputError (empty or not JSON).
     """
     too_large = RequestProblem(
         413, f"The request body is larger than {max_bytes // 1024} KiB; send one key at a time"
@@ -35,11 +38,18 @@ async def read_json(request: Request, *, max_bytes: int) -> Any:
     # without Content-Length: reading at most max_bytes of it first is cheap.
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise too_large
-        chunks.append(chunk)
+    try:
+        # A client that trickles its body must not hold a connection open forever.
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise too_large
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestProblem(
+            408, f"The request body did not arrive within {timeout_s:g} s; send it in one go"
+        ) from None
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != "application/json":
         raise RequestProblem(
@@ -54,9 +64,13 @@ async def read_json(request: Request, *, max_bytes: int) -> Any:
         raise _not_json("The request body is not valid JSON; send a JSON object") from None
 
 
-async def read_model(request: Request, model: type[Model], *, max_bytes: int) -> Model:
-    """The body validated as `model`; field problems become a 400 with details."""
-    data = await read_json(request, max_bytes=max_bytes)
+async def read_model(request: Request, model: type[Model]) -> Model:
+    """The body validated as `model`, within the app's size and time limits; field
+    problems become a 400 with details."""
+    settings: Settings = request.app.state.settings
+    data = await read_json(
+        request, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s
+    )
     if not isinstance(data, dict):
         raise _not_json("The request body must be a JSON object")
     try:

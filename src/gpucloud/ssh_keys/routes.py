@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
 from gpucloud.config import Settings
 from gpucloud.db import Database
-from gpucloud.http.auth import CurrentPrincipal
+from gpucloud.http.auth import CurrentActor
 from gpucloud.http.body import read_model
+from gpucloud.idempotency import service as idempotency
 from gpucloud.ssh_keys import service
 from gpucloud.ssh_keys.schemas import (
     CreateSSHKeyDto,
@@ -31,12 +32,17 @@ _ERRORS = {
     409: "The same public key or name is already registered",
     413: "Request body over 64 KiB",
     415: "Body not sent as application/json",
+    408: "The request body did not arrive in time",
     429: "Rate limit exceeded; see Retry-After",
+    503: "The database is unavailable; retry after Retry-After seconds",
 }
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"model": ErrorDto, "description": _ERRORS[s]} for s in statuses}
+    # Every operation can meet an unavailable database (503); those with a body can also
+    # time out receiving it (408).
+    extra = (408, 503) if 413 in statuses else (503,)
+    return {s: {"model": ErrorDto, "description": _ERRORS[s]} for s in (*statuses, *extra)}
 
 
 def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -85,15 +91,43 @@ router = APIRouter(prefix=PREFIX, tags=[TAG])
     },
     openapi_extra=_body(CreateSSHKeyDto),
 )
-async def create_ssh_key(request: Request, principal: CurrentPrincipal) -> Response:
+async def create_ssh_key(
+    request: Request,
+    actor: CurrentActor,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=idempotency.HEADER,
+            description="Makes retries safe: a repeat with the same key and body within "
+            "24 hours gets the first answer instead of a second key or a 409",
+        ),
+    ] = None,
+) -> Response:
     settings = _settings(request)
-    body = await read_model(request, CreateSSHKeyDto, max_bytes=settings.max_body_bytes)
+    body = await read_model(request, CreateSSHKeyDto)
     new = service.prepare(body.name, body.publicKey)
+    retry = idempotency.from_header(
+        idempotency_key, {"name": body.name, "publicKey": body.publicKey}
+    )
     async with _database(request).write() as conn:
-        record = await service.create(
-            conn, principal.owner_id, new, max_keys=settings.max_keys_per_owner
+        if retry is not None:
+            stored = await idempotency.replay(conn, actor.owner_id, retry)
+            if stored is not None:
+                return _send(stored)
+        record = await service.create(conn, actor, new, max_keys=settings.max_keys_per_owner)
+        answer = idempotency.StoredAnswer(
+            status=201, body=orjson.dumps(to_wire(record)), location=f"{PREFIX}/{record.id}"
         )
-    return _json(to_wire(record), 201, headers={"Location": f"{PREFIX}/{record.id}"})
+        if retry is not None:
+            await idempotency.remember(conn, actor.owner_id, retry, answer)
+    return _send(answer)
+
+
+def _send(answer: idempotency.StoredAnswer) -> Response:
+    headers = {"Location": answer.location} if answer.location else None
+    return Response(
+        answer.body, status_code=answer.status, media_type="application/json", headers=headers
+    )
 
 
 @router.get(
@@ -108,16 +142,14 @@ async def create_ssh_key(request: Request, principal: CurrentPrincipal) -> Respo
 )
 async def list_ssh_keys(
     request: Request,
-    principal: CurrentPrincipal,
+    actor: CurrentActor,
     fingerprint: Annotated[
         str | None, Query(description="Only the key with this SHA256:… or MD5:… fingerprint")
     ] = None,
     name: Annotated[str | None, Query(description="Only the key with exactly this name")] = None,
 ) -> Response:
     async with _database(request).read() as conn:
-        records = await service.list_keys(
-            conn, principal.owner_id, fingerprint=fingerprint, name=name
-        )
+        records = await service.list_keys(conn, actor.owner_id, fingerprint=fingerprint, name=name)
     return _json([to_wire(r) for r in records])
 
 
@@ -134,9 +166,9 @@ async def list_ssh_keys(
         **_errors(403, 404, 429),
     },
 )
-async def authorized_keys(request: Request, principal: CurrentPrincipal) -> Response:
+async def authorized_keys(request: Request, actor: CurrentActor) -> Response:
     async with _database(request).read() as conn:
-        lines = await service.authorized_keys(conn, principal.owner_id)
+        lines = await service.authorized_keys(conn, actor.owner_id)
     return Response("".join(f"{line}\n" for line in lines), media_type="text/plain")
 
 
@@ -147,9 +179,9 @@ async def authorized_keys(request: Request, principal: CurrentPrincipal) -> Resp
     response_model=SSHKeyDto,
     responses={200: {"description": "The SSH key"}, **_errors(403, 404, 429)},
 )
-async def get_ssh_key(request: Request, principal: CurrentPrincipal, id: str) -> Response:
+async def get_ssh_key(request: Request, actor: CurrentActor, id: str) -> Response:
     async with _database(request).read() as conn:
-        record = await service.get(conn, principal.owner_id, id)
+        record = await service.get(conn, actor.owner_id, id)
     return _json(to_wire(record))
 
 
@@ -164,12 +196,11 @@ async def get_ssh_key(request: Request, principal: CurrentPrincipal, id: str) ->
     },
     openapi_extra=_body(RenameSSHKeyDto),
 )
-async def rename_ssh_key(request: Request, principal: CurrentPrincipal, id: str) -> Response:
-    settings = _settings(request)
-    body = await read_model(request, RenameSSHKeyDto, max_bytes=settings.max_body_bytes)
+async def rename_ssh_key(request: Request, actor: CurrentActor, id: str) -> Response:
+    body = await read_model(request, RenameSSHKeyDto)
     name = service.validate_name(body.name)
     async with _database(request).write() as conn:
-        record = await service.rename(conn, principal.owner_id, id, name)
+        record = await service.rename(conn, actor, id, name)
     return _json(to_wire(record))
 
 
@@ -181,9 +212,9 @@ async def rename_ssh_key(request: Request, principal: CurrentPrincipal, id: str)
     response_class=Response,
     responses={204: {"description": "SSH key marked as default"}, **_errors(403, 404, 429)},
 )
-async def make_default(request: Request, principal: CurrentPrincipal, id: str) -> Response:
+async def make_default(request: Request, actor: CurrentActor, id: str) -> Response:
     async with _database(request).write() as conn:
-        await service.make_default(conn, principal.owner_id, id)
+        await service.make_default(conn, actor, id)
     return Response(status_code=204)
 
 
@@ -195,7 +226,7 @@ async def make_default(request: Request, principal: CurrentPrincipal, id: str) -
     response_class=Response,
     responses={204: {"description": "SSH key deleted"}, **_errors(403, 404, 429)},
 )
-async def delete_ssh_key(request: Request, principal: CurrentPrincipal, id: str) -> Response:
+async def delete_ssh_key(request: Request, actor: CurrentActor, id: str) -> Response:
     async with _database(request).write() as conn:
-        await service.delete_key(conn, principal.owner_id, id)
+        await service.delete_key(conn, actor, id)
     return Response(status_code=204)

@@ -18,6 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gpucloud import pubkey
+from gpucloud.audit import service as audit
+from gpucloud.audit.service import Actor
 from gpucloud.db import new_id, utcnow
 from gpucloud.errors import ConflictError, FieldProblem, InvalidInputError, NotFoundError
 from gpucloud.owners import service as owners
@@ -99,13 +101,14 @@ def prepare(name: str, public_key: str) -> NewSSHKey:
 
 
 async def create(
-    conn: AsyncConnection, owner_id: str, new: NewSSHKey, *, max_keys: int
+    conn: AsyncConnection, actor: Actor, new: NewSSHKey, *, max_keys: int
 ) -> SSHKeyRecord:
-    """Register a key for the owner; the owner's first key becomes its default.
+    """Register a key for the actor's owner; the owner's first key becomes its default.
 
     Raises InvalidInputError when the owner's limit is reached, and ConflictError when the
     same public key or the same name is already registered by this owner.
     """
+    owner_id = actor.owner_id
     await owners.lock(conn, owner_id)
     count = await conn.scalar(select(func.count()).where(SSHKey.owner_id == owner_id)) or 0
     if count >= max_keys:
@@ -139,6 +142,7 @@ async def create(
         await conn.execute(insert(SSHKey).values(owner_id=owner_id, **_as_row(record)))
     except IntegrityError as exc:  # only reachable if a writer skipped the owner lock
         raise ConflictError("This SSH key or its name was registered at the same time") from exc
+    await _audit(conn, actor, "ssh_key.create", record, at=now)
     return record
 
 
@@ -182,11 +186,12 @@ async def authorized_keys(conn: AsyncConnection, owner_id: str) -> list[str]:
     return list(rows)
 
 
-async def rename(conn: AsyncConnection, owner_id: str, key_id: str, name: str) -> SSHKeyRecord:
+async def rename(conn: AsyncConnection, actor: Actor, key_id: str, name: str) -> SSHKeyRecord:
     """Give a key a new (already validated) name; the same name changes nothing.
 
     Raises NotFoundError, or ConflictError when another key has that name.
     """
+    owner_id = actor.owner_id
     await owners.lock(conn, owner_id)
     record = await get(conn, owner_id, key_id)
     if record.name == name:
@@ -198,11 +203,14 @@ async def rename(conn: AsyncConnection, owner_id: str, key_id: str, name: str) -
         .where(SSHKey.owner_id == owner_id, SSHKey.id == key_id)
         .values(name=name, updated_at=now)
     )
-    return _replace(record, name=name, updated_at=now)
+    renamed = _replace(record, name=name, updated_at=now)
+    await _audit(conn, actor, "ssh_key.rename", renamed, at=now)
+    return renamed
 
 
-async def make_default(conn: AsyncConnection, owner_id: str, key_id: str) -> None:
+async def make_default(conn: AsyncConnection, actor: Actor, key_id: str) -> None:
     """Make the key the owner's only default; already default changes nothing."""
+    owner_id = actor.owner_id
     await owners.lock(conn, owner_id)
     record = await get(conn, owner_id, key_id)
     if record.is_default:
@@ -220,30 +228,49 @@ async def make_default(conn: AsyncConnection, owner_id: str, key_id: str) -> Non
         .where(SSHKey.owner_id == owner_id, SSHKey.id == key_id)
         .values(is_default=True, updated_at=now)
     )
+    await _audit(conn, actor, "ssh_key.make_default", record, at=now)
 
 
-async def delete_key(conn: AsyncConnection, owner_id: str, key_id: str) -> SSHKeyRecord:
+async def delete_key(conn: AsyncConnection, actor: Actor, key_id: str) -> SSHKeyRecord:
     """Delete a key; if it was the default, the newest remaining key becomes the default.
 
     Returns the deleted key. Raises NotFoundError.
     """
+    owner_id = actor.owner_id
     await owners.lock(conn, owner_id)
     record = await get(conn, owner_id, key_id)
     await conn.execute(delete(SSHKey).where(SSHKey.owner_id == owner_id, SSHKey.id == key_id))
+    now = utcnow()
+    await _audit(conn, actor, "ssh_key.delete", record, at=now)
     if record.is_default:
-        successor = await conn.scalar(
-            select(SSHKey.id)
-            .where(SSHKey.owner_id == owner_id)
-            .order_by(SSHKey.created_at.desc(), SSHKey.id.desc())
-            .limit(1)
-        )
+        successor = (
+            await conn.execute(
+                _owned(owner_id).order_by(SSHKey.created_at.desc(), SSHKey.id.desc()).limit(1)
+            )
+        ).first()
         if successor is not None:
             await conn.execute(
                 update(SSHKey)
-                .where(SSHKey.owner_id == owner_id, SSHKey.id == successor)
-                .values(is_default=True, updated_at=utcnow())
+                .where(SSHKey.owner_id == owner_id, SSHKey.id == successor.id)
+                .values(is_default=True, updated_at=now)
             )
+            promoted = SSHKeyRecord(**successor._mapping)
+            await _audit(conn, actor, "ssh_key.make_default", promoted, at=now)
     return record
+
+
+async def _audit(
+    conn: AsyncConnection, actor: Actor, action: str, record: SSHKeyRecord, *, at: dt.datetime
+) -> None:
+    await audit.record(
+        conn,
+        actor,
+        action,
+        ssh_key_id=record.id,
+        fingerprint=record.fingerprint_sha256,
+        name=record.name,
+        at=at,
+    )
 
 
 async def _ensure_name_free(conn: AsyncConnection, owner_id: str, name: str) -> None:
