@@ -1,0 +1,45 @@
+"""The Python client of the gpucloud SSH-keys API.
+
+    from gpucloud.client import Client
+
+    with Client() as client:  # GPUCLOUD_API_KEY, or `gpucloud login`'s credentials
+        key = client.create_ssh_key(name="laptop", public_key=open("id_ed25519.pub").read())
+        client.make_default_ssh_key(key.id)
+        for key in client.list_ssh_keys():
+            print(key.name, key.fingerprint, key.is_default)
+
+`AsyncClient` has the same methods, awaited. Every error is a `GpuCloudError`; see
+`gpucloud.client._exceptions` for the tree. This package imports nothing of the server.
+"""
+
+from gpucloud.client._client import DEFAULT_TIMEOUT, AsyncClient, Client
+from gpucloud.client._config import DEFAULT_API_URL
+from gpucloud.client._exceptions import (
+    AuthenticationError,
+    ConflictError,
+    GpuCloudError,
+    InvalidRequestError,
+    NotFoundError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+    UnexpectedResponseError,
+)
+from gpucloud.client._models import SSHKey
+
+__all__ = [
+    "DEFAULT_API_URL",
+    "DEFAULT_TIMEOUT",
+    "AsyncClient",
+    "AuthenticationError",
+    "Client",
+    "ConflictError",
+    "GpuCloudError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "RateLimitedError",
+    "SSHKey",
+    "ServerError",
+    "TransportError",
+    "UnexpectedResponseError",
+]
