@@ -50,6 +50,8 @@ def serve(
         log_config=None,
         access_log=False,
         server_header=False,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         # Slow or idle clients are cut off instead of holding a connection forever.
         timeout_keep_alive=5,
         timeout_graceful_shutdown=10,
