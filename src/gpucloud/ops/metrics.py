@@ -20,8 +20,8 @@ class Metrics:
         )
         self.latency = Histogram(
             "gpucloud_http_request_duration_seconds",
-            "Time to answer an HTTP request, by method and route template",
-            ("method", "route"),
+            "Time to answer an HTTP request, by method, route template and status",
+            ("method", "route", "status"),
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
@@ -33,8 +33,9 @@ class Metrics:
         )
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        code = str(status)
+        self.requests.labels(method, route, code).inc()
+        self.latency.labels(method, route, code).observe(seconds)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

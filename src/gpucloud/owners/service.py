@@ -32,7 +32,9 @@ async def lock(conn: AsyncConnection, owner_id: str) -> None:
     """Serialise this transaction with every other write to the owner's SSH keys.
 
     On PostgreSQL this takes a row lock on the owner (SELECT … FOR UPDATE) that other
-    writers wait for until commit. On SQLite, writes already run one at a time
-    (BEGIN IMMEDIATE), and FOR UPDATE is not emitted.
+    writers wait for until commit. On SQLite, writes already run one at a time: the
+    write transaction took the database's write lock at BEGIN IMMEDIATE.
     """
+    if conn.dialect.name == "sqlite":
+        return
     await conn.execute(select(Owner.id).where(Owner.id == owner_id).with_for_update())

@@ -167,6 +167,9 @@ async def list_keys(
 
     `fingerprint` is a full `SHA256:…` or `MD5:…` string; `name` an exact name.
     """
+    if any(value is not None and "\x00" in value for value in (fingerprint, name)):
+        # No stored name or fingerprint holds NUL, and PostgreSQL refuses it in text.
+        return []
     query = _owned(owner_id)
     if fingerprint is not None:
         query = query.where(_fingerprint_condition(fingerprint))
