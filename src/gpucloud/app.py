@@ -12,6 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from gpucloud import __version__
 from gpucloud.config import Settings
+from gpucloud.console import routes as console_routes
 from gpucloud.db import Database, create_engine
 from gpucloud.http import errors
 from gpucloud.http.auth import API_KEY_HEADER
@@ -61,6 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ssh_key_routes.router)
     app.include_router(ops_routes.router)
     app.mount("/docs/static", ops_routes.docs_assets, name="docs-static")
+    app.include_router(console_routes.router)
+    app.mount("/console/static", console_routes.console_assets, name="console-static")
 
     if settings.cors_origins:
         app.add_middleware(

@@ -1,0 +1,1 @@
+"""The web console: a static page at /console that manages SSH keys through the API."""

@@ -1,0 +1,47 @@
+"""The README's screenshot of the console, taken by the test run itself."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import httpx
+from playwright.sync_api import expect
+
+from tests.browser.conftest import VIEWPORT
+from tests.browser.pages import ConsolePage
+from tests.support import keygen
+
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "console.png"
+
+
+def test_readme_screenshot_is_regenerated(
+    console: ConsolePage, api_key: str, api: httpx.Client, tmp_path: Path
+) -> None:
+    """If three keys of different types are listed, then docs/images/console.png is taken of that page."""
+    for name, kind, comment in (
+        ("workstation", "rsa4096", "alice@workstation"),
+        ("laptop", "ed25519", "alice@laptop"),
+        ("ci-runner", "ecdsa256", "deploy@ci-runner"),
+    ):
+        public_key = keygen.generate(tmp_path, kind, comment).public_line
+        response = api.post("/gpu-cloud/ssh-keys", json={"name": name, "publicKey": public_key})
+        assert response.status_code == 201
+    console.sign_in(api_key)
+    page = console.page
+    page.get_by_role("button", name="Make laptop the default key").focus()
+    page.keyboard.press("Enter")
+    expect(console.status).to_have_text("“laptop” is now your default key")
+    assert console.default_names() == ["laptop"]
+    # No focus ring and no hover: the page as it rests.
+    page.evaluate("document.activeElement.blur()")
+    page.mouse.move(2, 70)
+
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOT, full_page=True, animations="disabled")
+
+    header = SCREENSHOT.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", header[16:24])
+    assert width == VIEWPORT["width"]
+    assert height >= 600
