@@ -13,7 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 from gpucloud import __version__
 from gpucloud.config import Settings
 from gpucloud.console import routes as console_routes
-from gpucloud.db import Database, create_engine
+from gpucloud.db import create_database
 from gpucloud.http import errors
 from gpucloud.http.auth import API_KEY_HEADER
 from gpucloud.http.middleware import RequestContextMiddleware
@@ -36,7 +36,7 @@ HTML_CSP = (
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The ASGI app for `settings` (read from the environment when None)."""
     settings = settings or Settings()
-    database = Database(create_engine(settings))
+    database = create_database(settings)
     metrics = Metrics()
 
     @asynccontextmanager
@@ -103,9 +103,5 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     for path_item in schema["paths"].values():
         for operation in path_item.values():
             operation.get("responses", {}).pop("422", None)
-            for parameter in operation.get("parameters", []):
-                if parameter["name"] == API_KEY_HEADER and parameter["in"] == "header":
-                    parameter["required"] = True
-                    parameter["schema"] = {"type": "string"}
     app.openapi_schema = schema
     return schema

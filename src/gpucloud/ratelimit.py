@@ -1,9 +1,9 @@
 """Rate limits: per API key, and per client address for failed authentication.
 
 Counting is done by the `limits` library, in memory (one process) or in Redis (shared by
-every server process). `limits` offers window counters, not a token bucket; two sliding
-windows give a bucket's two properties: `burst` requests within any second, and `rate`
-per second sustained over a minute.
+every server process). `limits` offers window counters, not a token bucket; one sliding window
+of `burst` requests per `burst / rate` seconds gives a bucket's two properties: at most
+`burst` at once, and `rate` per second sustained.
 
 If Redis fails, the API keeps serving without limits (fail open): losing a rate limit for
 a few seconds is better than refusing every request. Each failure is counted in
@@ -54,9 +54,11 @@ class RateLimiter:
         else:
             storage = MemoryStorage()
         self.strategy = SlidingWindowCounterRateLimiter(storage)
+        # A bucket of `burst` tokens refilled at `rate` per second lets through `burst`
+        # requests in any `burst / rate` seconds: one sliding window says the same.
+        window = max(1, round(settings.rate_limit_burst / settings.rate_limit_per_second))
         self.per_key: tuple[RateLimitItem, ...] = (
-            RateLimitItemPerSecond(settings.rate_limit_burst, 1),
-            RateLimitItemPerMinute(max(1, round(settings.rate_limit_per_second * 60)), 1),
+            RateLimitItemPerSecond(settings.rate_limit_burst, window),
         )
         self.auth_failures = RateLimitItemPerMinute(settings.auth_failures_per_minute, 1)
         self._paused_until = 0.0

@@ -9,14 +9,13 @@ import datetime as dt
 import re
 from dataclasses import dataclass, replace
 
-from sqlalchemy import insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import LargeBinary, String, bindparam, insert, or_, select, update
 
 from gpucloud.api_keys import secrets
 from gpucloud.api_keys.models import APIKey
 from gpucloud.audit import service as audit
 from gpucloud.audit.service import Actor
-from gpucloud.db import new_id, utcnow
+from gpucloud.db import Connection, FastSelect, new_id, utcnow
 from gpucloud.errors import (
     AuthenticationError,
     InvalidInputError,
@@ -76,7 +75,7 @@ def parse_duration(text: str) -> dt.timedelta:
 
 
 async def create(
-    conn: AsyncConnection,
+    conn: Connection,
     *,
     owner: str,
     expires_in: dt.timedelta | None = None,
@@ -113,13 +112,22 @@ async def create(
     return secret, info
 
 
-_AUTH_QUERY = select(
-    APIKey.id, APIKey.owner_id, APIKey.expires_at, APIKey.revoked_at, APIKey.last_used_at
+# Built once: authentication runs on every request.
+_AUTH_QUERY = FastSelect(
+    select(
+        APIKey.id, APIKey.owner_id, APIKey.expires_at, APIKey.revoked_at, APIKey.last_used_at
+    ).where(APIKey.secret_digest == bindparam("digest", type_=LargeBinary))
+)
+_RECORD_USE = (
+    update(APIKey)
+    .where(APIKey.id == bindparam("b_api_key_id", type_=String))
+    .where(or_(APIKey.last_used_at.is_(None), APIKey.last_used_at < bindparam("minute")))
+    .values(last_used_at=bindparam("minute"))
 )
 
 
 async def authenticate(
-    conn: AsyncConnection, presented: str | None, *, now: dt.datetime | None = None
+    conn: Connection, presented: str | None, *, now: dt.datetime | None = None
 ) -> tuple[Principal, bool]:
     """The principal of an `x-api-key` value, and whether its last-used minute is stale.
 
@@ -128,28 +136,22 @@ async def authenticate(
     """
     if not presented or not secrets.is_well_formed(presented):
         raise AuthenticationError(INVALID)
-    row = (
-        await conn.execute(_AUTH_QUERY.where(APIKey.secret_digest == secrets.digest(presented)))
-    ).first()
-    if row is None:
+    rows = await conn.fetch(_AUTH_QUERY, {"digest": secrets.digest(presented)})
+    if not rows:
         raise UnknownAPIKeyError(NOT_FOUND)
+    key_id, owner_id, expires_at, revoked_at, last_used_at = rows[0]
     now = now or utcnow()
-    if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+    if revoked_at is not None or (expires_at is not None and expires_at <= now):
         raise AuthenticationError(INVALID)
     minute = now.replace(second=0, microsecond=0)
-    stale = row.last_used_at is None or row.last_used_at < minute
-    return Principal(owner_id=row.owner_id, api_key_id=row.id), stale
+    stale = last_used_at is None or last_used_at < minute
+    return Principal(owner_id=owner_id, api_key_id=key_id), stale
 
 
-async def record_use(conn: AsyncConnection, api_key_id: str, *, now: dt.datetime) -> None:
+async def record_use(conn: Connection, api_key_id: str, *, now: dt.datetime) -> None:
     """Set last-used to the current minute, at most one write per key and minute."""
     minute = now.replace(second=0, microsecond=0)
-    await conn.execute(
-        update(APIKey)
-        .where(APIKey.id == api_key_id)
-        .where(or_(APIKey.last_used_at.is_(None), APIKey.last_used_at < minute))
-        .values(last_used_at=minute)
-    )
+    await conn.execute(_RECORD_USE, {"b_api_key_id": api_key_id, "minute": minute})
 
 
 _INFO_QUERY = select(
@@ -164,7 +166,7 @@ _INFO_QUERY = select(
 ).join(Owner, Owner.id == APIKey.owner_id)
 
 
-async def list_keys(conn: AsyncConnection, *, owner: str | None = None) -> list[APIKeyInfo]:
+async def list_keys(conn: Connection, *, owner: str | None = None) -> list[APIKeyInfo]:
     """Every API key (or only `owner`'s), oldest first."""
     query = _INFO_QUERY.order_by(APIKey.created_at, APIKey.id)
     if owner is not None:
@@ -172,7 +174,7 @@ async def list_keys(conn: AsyncConnection, *, owner: str | None = None) -> list[
     return [APIKeyInfo(**row._mapping) for row in await conn.execute(query)]
 
 
-async def find(conn: AsyncConnection, key: str) -> APIKeyInfo:
+async def find(conn: Connection, key: str) -> APIKeyInfo:
     """The key whose id (from `list`) or secret is `key`; raises NotFoundError."""
     key = key.strip()
     if secrets.is_well_formed(key):
@@ -185,7 +187,7 @@ async def find(conn: AsyncConnection, key: str) -> APIKeyInfo:
     return APIKeyInfo(**row._mapping)
 
 
-async def revoke(conn: AsyncConnection, key: str, *, client: str = "cli") -> APIKeyInfo:
+async def revoke(conn: Connection, key: str, *, client: str = "cli") -> APIKeyInfo:
     """Revoke the key whose id or secret is `key`, at once; revoking twice is a no-op.
 
     Raises NotFoundError when no key matches.
@@ -200,7 +202,7 @@ async def revoke(conn: AsyncConnection, key: str, *, client: str = "cli") -> API
 
 
 async def rotate(
-    conn: AsyncConnection,
+    conn: Connection,
     key: str,
     *,
     grace: dt.timedelta | None = None,
@@ -233,7 +235,6 @@ async def rotate(
     return secret, new, old
 
 
-async def _audit(conn: AsyncConnection, info: APIKeyInfo, action: str, *, client: str) -> None:
+async def _audit(conn: Connection, info: APIKeyInfo, action: str, *, client: str) -> None:
     actor = Actor(owner_id=info.owner_id, api_key_id=None, client=client)
     await audit.record(conn, actor, action, api_key_id=info.id)
-

@@ -10,10 +10,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gpucloud.audit.models import AuditEvent
-from gpucloud.db import new_id, utcnow
+from gpucloud.db import Connection, new_id, utcnow
 from gpucloud.owners.models import Owner
 
 
@@ -47,8 +46,11 @@ class AuditEntry:
     client: str | None
 
 
+_INSERT = insert(AuditEvent)
+
+
 async def record(
-    conn: AsyncConnection,
+    conn: Connection,
     actor: Actor,
     action: str,
     *,
@@ -61,23 +63,24 @@ async def record(
     """Append one event. `api_key_id` overrides the actor's (for API-key events, the key
     acted upon)."""
     await conn.execute(
-        insert(AuditEvent).values(
-            id=new_id(),
-            at=at or utcnow(),
-            owner_id=actor.owner_id,
-            action=action,
-            api_key_id=api_key_id or actor.api_key_id,
-            ssh_key_id=ssh_key_id,
-            fingerprint=fingerprint,
-            name=name,
-            request_id=actor.request_id,
-            client=actor.client,
-        )
+        _INSERT,
+        {
+            "id": new_id(),
+            "at": at or utcnow(),
+            "owner_id": actor.owner_id,
+            "action": action,
+            "api_key_id": api_key_id or actor.api_key_id,
+            "ssh_key_id": ssh_key_id,
+            "fingerprint": fingerprint,
+            "name": name,
+            "request_id": actor.request_id,
+            "client": actor.client,
+        },
     )
 
 
 async def query(
-    conn: AsyncConnection,
+    conn: Connection,
     *,
     owner: str | None = None,
     since: dt.datetime | None = None,

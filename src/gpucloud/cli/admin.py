@@ -20,10 +20,9 @@ from gpucloud.errors import GpuCloudError
 from gpucloud.wire import iso_timestamp
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
-
     from gpucloud.api_keys.service import APIKeyInfo
     from gpucloud.audit.service import AuditEntry
+    from gpucloud.db import Connection
 
 T = TypeVar("T")
 
@@ -32,7 +31,7 @@ api_keys_app = typer.Typer(help="Create, list, rotate and revoke API keys.", no_
 audit_app = typer.Typer(help="Read the audit log.")
 
 
-def _run(work: Callable[[AsyncConnection], Awaitable[T]], *, write: bool) -> T:
+def _run(work: Callable[[Connection], Awaitable[T]], *, write: bool) -> T:
     """Run `work` in one transaction on the configured database, migrating SQLite first."""
     from gpucloud import db, migrate
     from gpucloud.config import Settings
@@ -46,7 +45,7 @@ def _run(work: Callable[[AsyncConnection], Awaitable[T]], *, write: bool) -> T:
         migrate.upgrade(settings.database_url)
 
     async def go() -> T:
-        database = db.Database(db.create_engine(settings))
+        database = db.create_database(settings)
         try:
             unit = database.write() if write else database.read()
             async with unit as conn:
@@ -108,7 +107,7 @@ def create(
 
     lifetime = _duration(expires_in, "--expires-in")
 
-    async def work(conn: AsyncConnection) -> tuple[str, APIKeyInfo] | None:
+    async def work(conn: Connection) -> tuple[str, APIKeyInfo] | None:
         if if_none:
             now = utcnow()
             existing = await api_keys.list_keys(conn, owner=owner)
@@ -142,7 +141,7 @@ def list_(
     from gpucloud.api_keys import service as api_keys
     from gpucloud.db import utcnow
 
-    async def work(conn: AsyncConnection) -> list[APIKeyInfo]:
+    async def work(conn: Connection) -> list[APIKeyInfo]:
         return await api_keys.list_keys(conn, owner=owner)
 
     keys = _run(work, write=False)
@@ -177,7 +176,7 @@ def revoke(
     """
     from gpucloud.api_keys import service as api_keys
 
-    async def work(conn: AsyncConnection) -> APIKeyInfo:
+    async def work(conn: Connection) -> APIKeyInfo:
         return await api_keys.revoke(conn, key)
 
     info = _run(work, write=True)
@@ -201,7 +200,7 @@ def rotate(
     grace_period = _duration(grace, "--grace")
     lifetime = _duration(expires_in, "--expires-in")
 
-    async def work(conn: AsyncConnection) -> tuple[str, APIKeyInfo, APIKeyInfo]:
+    async def work(conn: Connection) -> tuple[str, APIKeyInfo, APIKeyInfo]:
         return await api_keys.rotate(conn, key, grace=grace_period, expires_in=lifetime)
 
     secret, new, old = _run(work, write=True)
@@ -235,7 +234,7 @@ def audit(
 
     start = _since(since, utcnow())
 
-    async def work(conn: AsyncConnection) -> list[AuditEntry]:
+    async def work(conn: Connection) -> list[AuditEntry]:
         return await audit_service.query(conn, owner=owner, since=start, limit=limit)
 
     entries = _run(work, write=False)

@@ -1,4 +1,4 @@
-"""The authentication dependency: who is calling, checked before anything else.
+"""Authentication: who is calling, checked before anything else in the request.
 
 Order: the caller's address may be throttled for failed authentications (429); then the
 API key is checked (403/404), a failure counting against the address; then the key's own
@@ -7,9 +7,7 @@ rate limit (429).
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Depends, Header, Request
+from fastapi import Request
 
 from gpucloud.api_keys import service as api_keys
 from gpucloud.audit.service import Actor
@@ -23,17 +21,11 @@ API_KEY_DESCRIPTION = (
 )
 
 
-async def require_actor(
-    request: Request,
-    # Declared optional so that a missing header reaches the service (403 "API key
-    # invalid") rather than the framework's validation; the OpenAPI document marks it
-    # required, as the source document does.
-    x_api_key: Annotated[
-        str | None, Header(alias=API_KEY_HEADER, description=API_KEY_DESCRIPTION)
-    ] = None,
-) -> Actor:
-    """The authenticated caller; raises AuthenticationError, UnknownAPIKeyError or
-    RateLimitedError."""
+async def authenticate_request(request: Request) -> Actor:
+    """The authenticated caller of `request`, from its `x-api-key` header.
+
+    Raises AuthenticationError, UnknownAPIKeyError or RateLimitedError.
+    """
     database: Database = request.app.state.database
     limiter: RateLimiter = request.app.state.rate_limiter
     client = request.client.host if request.client else "-"
@@ -41,7 +33,9 @@ async def require_actor(
     now = utcnow()
     try:
         async with database.read() as conn:
-            principal, stale = await api_keys.authenticate(conn, x_api_key, now=now)
+            principal, stale = await api_keys.authenticate(
+                conn, request.headers.get(API_KEY_HEADER), now=now
+            )
     except AuthenticationError:
         await limiter.record_auth_failure(client)
         raise
@@ -56,6 +50,3 @@ async def require_actor(
         request_id=request.state.request_id,
         client=client,
     )
-
-
-CurrentActor = Annotated[Actor, Depends(require_actor)]

@@ -7,18 +7,18 @@ memory stream per request.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gpucloud.ops.logs import access_log
 from gpucloud.ops.metrics import Metrics
 from gpucloud.wire import iso_timestamp
 
-access_log = logging.getLogger("gpucloud.access")
 error_log = logging.getLogger("gpucloud.errors")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -43,7 +43,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        request_id = _incoming_request_id(scope) or os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         response_started = False
@@ -54,12 +54,17 @@ class RequestContextMiddleware:
                 response_started = True
                 status = message["status"]
                 headers = list(message.get("headers", ()))
+                cacheable = html = False
+                for name, value in headers:
+                    if name == b"cache-control":
+                        cacheable = True
+                    elif name == b"content-type" and value.startswith(b"text/html"):
+                        html = True
                 headers.append((b"x-request-id", request_id.encode()))
                 headers.extend(_COMMON_HEADERS)
-                names = {name.lower() for name, _ in headers}
-                if b"cache-control" not in names:
+                if not cacheable:
                     headers.append(_NO_STORE)
-                if any(n == b"content-type" and v.startswith(b"text/html") for n, v in headers):
+                if html:
                     headers.append((b"content-security-policy", self.html_csp))
                 message["headers"] = headers
             await send(message)
@@ -76,23 +81,20 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
             self.metrics.observe(scope["method"], route, status, elapsed)
-            state = scope.get("state", {})
-            access_log.info(
-                "%s %s %d",
-                scope["method"],
-                scope["path"],
-                status,
-                extra={
-                    "request_id": request_id,
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 3),
-                    "client": (scope.get("client") or ("-",))[0],
-                    "api_key_id": state.get("api_key_id"),
-                },
-            )
+            if access_log.enabled:
+                access_log.write(
+                    {
+                        "msg": f"{scope['method']} {scope['path']} {status}",
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                        "client": (scope.get("client") or ("-",))[0],
+                        "api_key_id": scope["state"].get("api_key_id"),
+                    }
+                )
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 
 import orjson
 from sqlalchemy import delete, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gpucloud.db import utcnow
+from gpucloud.db import Connection, utcnow
 from gpucloud.errors import ConflictError, FieldProblem, InvalidInputError
 from gpucloud.idempotency.models import IdempotencyKey
 from gpucloud.owners import service as owners
@@ -58,7 +57,7 @@ def from_header(value: str | None, body: dict[str, object]) -> IdempotentRequest
 
 
 async def replay(
-    conn: AsyncConnection, owner_id: str, request: IdempotentRequest
+    conn: Connection, owner_id: str, request: IdempotentRequest
 ) -> StoredAnswer | None:
     """The stored answer for this key, or None if it is new (or older than 24 hours).
 
@@ -96,7 +95,7 @@ async def replay(
 
 
 async def remember(
-    conn: AsyncConnection,
+    conn: Connection,
     owner_id: str,
     request: IdempotentRequest,
     answer: StoredAnswer,

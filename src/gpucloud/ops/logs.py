@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import json
+import datetime as dt
 import logging
 import sys
-from typing import Any
+from typing import Any, TextIO
+
+import orjson
 
 from gpucloud.wire import iso_timestamp
 
@@ -14,21 +16,76 @@ _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime
 
 
 class JSONFormatter(logging.Formatter):
-    """`{"ts", "level", "logger", "msg", …extra fields}` on one line."""
+    """`{"ts", "level", "logger", "msg", …fields}` on one line.
+
+    Fields come from `extra=`, or from a dict logged as the message itself (what the
+    access log does: it is the cheapest way through `logging`, once per request).
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": iso_timestamp(),
+            "ts": iso_timestamp(dt.datetime.fromtimestamp(record.created, dt.UTC)),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
         }
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
+        if isinstance(record.msg, dict):
+            entry.update(record.msg)
+        else:
+            entry["msg"] = record.getMessage()
+            for key, value in record.__dict__.items():
+                if key not in _STANDARD and not key.startswith("_"):
+                    entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return orjson.dumps(entry, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """`time level logger message`, with a dict message shown as key=value pairs."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        if isinstance(record.msg, dict):
+            record.message = " ".join(f"{k}={v}" for k, v in record.msg.items())
+        return super().formatMessage(record)
+
+
+class AccessLog:
+    """The access log: one line per request, in the format of the other logs.
+
+    Written straight to stderr rather than through `logging`: a record there (creation,
+    locks, handler, formatter) costs about 30 µs, a tenth of a whole list request; this
+    costs about 3 µs. It is off until `configure()` turns it on (at level INFO or below).
+    """
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self._json = True
+        self._stream: TextIO = sys.stderr
+
+    def setup(self, *, enabled: bool, json_lines: bool, stream: TextIO) -> None:
+        self.enabled = enabled
+        self._json = json_lines
+        self._stream = stream
+
+    def write(self, entry: dict[str, Any]) -> None:
+        """Log one request; `entry` holds its fields (never a secret)."""
+        if not self.enabled:
+            return
+        now = iso_timestamp()
+        if self._json:
+            line = orjson.dumps(
+                {"ts": now, "level": "info", "logger": "gpucloud.access", **entry}, default=str
+            ).decode()
+        else:
+            fields = " ".join(f"{k}={v}" for k, v in entry.items())
+            line = f"{now} INFO gpucloud.access {fields}"
+        self._stream.write(line + "\n")
+
+
+access_log = AccessLog()
 
 
 def configure(level: str = "INFO", fmt: str = "json") -> None:
@@ -37,7 +94,7 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     if fmt == "json":
         handler.setFormatter(JSONFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -46,3 +103,6 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
         logging.getLogger(name).propagate = True
     # Our middleware writes the access log, with a request id and without query strings.
     logging.getLogger("uvicorn.access").disabled = True
+    access_log.setup(
+        enabled=root.isEnabledFor(logging.INFO), json_lines=fmt == "json", stream=sys.stderr
+    )

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gpucloud.db import new_id, utcnow
+from gpucloud.db import Connection, new_id, utcnow
 from gpucloud.errors import InvalidInputError
 from gpucloud.owners.models import Owner
 
 
-async def get_or_create(conn: AsyncConnection, name: str) -> str:
+async def get_or_create(conn: Connection, name: str) -> str:
     """The id of the owner called `name`, created if it does not exist yet."""
     name = name.strip()
     if not name or len(name) > 128 or not name.isprintable():
         raise InvalidInputError("The owner name must be 1 to 128 printable characters")
-    found = await conn.scalar(select(Owner.id).where(Owner.name == name))
+    found: str | None = await conn.scalar(select(Owner.id).where(Owner.name == name))
     if found is not None:
         return found
     owner_id = new_id()
@@ -23,12 +22,13 @@ async def get_or_create(conn: AsyncConnection, name: str) -> str:
     return owner_id
 
 
-async def find_id(conn: AsyncConnection, name: str) -> str | None:
+async def find_id(conn: Connection, name: str) -> str | None:
     """The id of the owner called `name`, or None."""
-    return await conn.scalar(select(Owner.id).where(Owner.name == name.strip()))
+    found: str | None = await conn.scalar(select(Owner.id).where(Owner.name == name.strip()))
+    return found
 
 
-async def lock(conn: AsyncConnection, owner_id: str) -> None:
+async def lock(conn: Connection, owner_id: str) -> None:
     """Serialise this transaction with every other write to the owner's SSH keys.
 
     On PostgreSQL this takes a row lock on the owner (SELECT … FOR UPDATE) that other

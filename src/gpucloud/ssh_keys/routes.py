@@ -1,16 +1,23 @@
-"""HTTP routes of the SSH-key resource: parse, call one service, shape the answer."""
+"""HTTP routes of the SSH-key resource: authenticate, parse, call one service, answer.
+
+Handlers take only the request and read the API key, path and query themselves: a
+FastAPI dependency or declared parameter costs tens of microseconds per request in
+validation machinery (docs/decisions.md D21), more than the database work of a list.
+The OpenAPI document still describes every parameter (`openapi_extra`), and the body
+is read after authentication anyway (D3).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from gpucloud.config import Settings
 from gpucloud.db import Database
-from gpucloud.http.auth import CurrentActor
+from gpucloud.http.auth import API_KEY_DESCRIPTION, API_KEY_HEADER, authenticate_request
 from gpucloud.http.body import read_model
 from gpucloud.idempotency import service as idempotency
 from gpucloud.ssh_keys import service
@@ -37,6 +44,39 @@ _ERRORS = {
     503: "The database is unavailable; retry after Retry-After seconds",
 }
 
+_API_KEY_PARAMETER = {
+    "name": API_KEY_HEADER,
+    "in": "header",
+    "description": API_KEY_DESCRIPTION,
+    "required": True,
+    "schema": {"type": "string"},
+}
+_ID_PARAMETER = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_IDEMPOTENCY_PARAMETER = {
+    "name": idempotency.HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Makes retries safe: a repeat with the same key and body within 24 hours "
+    "gets the first answer instead of a second key or a 409",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+_FILTER_PARAMETERS = [
+    {
+        "name": "fingerprint",
+        "in": "query",
+        "required": False,
+        "description": "Only the key with this SHA256:… or MD5:… fingerprint",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "name",
+        "in": "query",
+        "required": False,
+        "description": "Only the key with exactly this name",
+        "schema": {"type": "string"},
+    },
+]
+
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     # Every operation can meet an unavailable database (503); those with a body can also
@@ -45,11 +85,31 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": ErrorDto, "description": _ERRORS[s]} for s in (*statuses, *extra)}
 
 
+def _documented(*parameters: dict[str, Any], body: type[Any] | None = None) -> dict[str, Any]:
+    """openapi_extra for a handler that reads its parameters (and body) by hand."""
+    extra: dict[str, Any] = {"parameters": [_API_KEY_PARAMETER, *parameters]}
+    if body is not None:
+        extra["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{body.__name__}"}}
+            },
+        }
+    return extra
+
+
 def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     # The wire dicts are built by to_wire from stored rows: validating them again
     # through a response model would only repeat that work on every request.
     return Response(
         orjson.dumps(content), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def _send(answer: idempotency.StoredAnswer) -> Response:
+    headers = {"Location": answer.location} if answer.location else None
+    return Response(
+        answer.body, status_code=answer.status, media_type="application/json", headers=headers
     )
 
 
@@ -63,17 +123,9 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-def _body(model: type[Any]) -> dict[str, Any]:
-    # The body is read by hand after authentication (see gpucloud.http.body); this
-    # documents it in the OpenAPI document as if the framework had read it.
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
-            },
-        }
-    }
+def _key_id(request: Request) -> str:
+    key_id: str = request.path_params["id"]
+    return key_id
 
 
 router = APIRouter(prefix=PREFIX, tags=[TAG])
@@ -89,25 +141,15 @@ router = APIRouter(prefix=PREFIX, tags=[TAG])
         201: {"description": "Return the created ssh key"},
         **_errors(400, 403, 404, 409, 413, 415, 429),
     },
-    openapi_extra=_body(CreateSSHKeyDto),
+    openapi_extra=_documented(_IDEMPOTENCY_PARAMETER, body=CreateSSHKeyDto),
 )
-async def create_ssh_key(
-    request: Request,
-    actor: CurrentActor,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias=idempotency.HEADER,
-            description="Makes retries safe: a repeat with the same key and body within "
-            "24 hours gets the first answer instead of a second key or a 409",
-        ),
-    ] = None,
-) -> Response:
+async def create_ssh_key(request: Request) -> Response:
+    actor = await authenticate_request(request)
     settings = _settings(request)
     body = await read_model(request, CreateSSHKeyDto)
     new = service.prepare(body.name, body.publicKey)
     retry = idempotency.from_header(
-        idempotency_key, {"name": body.name, "publicKey": body.publicKey}
+        request.headers.get(idempotency.HEADER), {"name": body.name, "publicKey": body.publicKey}
     )
     async with _database(request).write() as conn:
         if retry is not None:
@@ -123,13 +165,6 @@ async def create_ssh_key(
     return _send(answer)
 
 
-def _send(answer: idempotency.StoredAnswer) -> Response:
-    headers = {"Location": answer.location} if answer.location else None
-    return Response(
-        answer.body, status_code=answer.status, media_type="application/json", headers=headers
-    )
-
-
 @router.get(
     "",
     operation_id="GPUCloudSSHKeysController_getUserSSHKeys",
@@ -139,17 +174,15 @@ def _send(answer: idempotency.StoredAnswer) -> Response:
         200: {"description": "Returns the list of user ssh keys"},
         **_errors(400, 403, 404, 429),
     },
+    openapi_extra=_documented(*_FILTER_PARAMETERS),
 )
-async def list_ssh_keys(
-    request: Request,
-    actor: CurrentActor,
-    fingerprint: Annotated[
-        str | None, Query(description="Only the key with this SHA256:… or MD5:… fingerprint")
-    ] = None,
-    name: Annotated[str | None, Query(description="Only the key with exactly this name")] = None,
-) -> Response:
+async def list_ssh_keys(request: Request) -> Response:
+    actor = await authenticate_request(request)
+    query = request.query_params
     async with _database(request).read() as conn:
-        records = await service.list_keys(conn, actor.owner_id, fingerprint=fingerprint, name=name)
+        records = await service.list_keys(
+            conn, actor.owner_id, fingerprint=query.get("fingerprint"), name=query.get("name")
+        )
     return _json([to_wire(r) for r in records])
 
 
@@ -165,8 +198,10 @@ async def list_ssh_keys(
         },
         **_errors(403, 404, 429),
     },
+    openapi_extra=_documented(),
 )
-async def authorized_keys(request: Request, actor: CurrentActor) -> Response:
+async def authorized_keys(request: Request) -> Response:
+    actor = await authenticate_request(request)
     async with _database(request).read() as conn:
         lines = await service.authorized_keys(conn, actor.owner_id)
     return Response("".join(f"{line}\n" for line in lines), media_type="text/plain")
@@ -178,10 +213,12 @@ async def authorized_keys(request: Request, actor: CurrentActor) -> Response:
     summary="Retrieve one SSH Key",
     response_model=SSHKeyDto,
     responses={200: {"description": "The SSH key"}, **_errors(403, 404, 429)},
+    openapi_extra=_documented(_ID_PARAMETER),
 )
-async def get_ssh_key(request: Request, actor: CurrentActor, id: str) -> Response:
+async def get_ssh_key(request: Request) -> Response:
+    actor = await authenticate_request(request)
     async with _database(request).read() as conn:
-        record = await service.get(conn, actor.owner_id, id)
+        record = await service.get(conn, actor.owner_id, _key_id(request))
     return _json(to_wire(record))
 
 
@@ -194,13 +231,14 @@ async def get_ssh_key(request: Request, actor: CurrentActor, id: str) -> Respons
         200: {"description": "The renamed SSH key"},
         **_errors(400, 403, 404, 409, 413, 415, 429),
     },
-    openapi_extra=_body(RenameSSHKeyDto),
+    openapi_extra=_documented(_ID_PARAMETER, body=RenameSSHKeyDto),
 )
-async def rename_ssh_key(request: Request, actor: CurrentActor, id: str) -> Response:
+async def rename_ssh_key(request: Request) -> Response:
+    actor = await authenticate_request(request)
     body = await read_model(request, RenameSSHKeyDto)
     name = service.validate_name(body.name)
     async with _database(request).write() as conn:
-        record = await service.rename(conn, actor, id, name)
+        record = await service.rename(conn, actor, _key_id(request), name)
     return _json(to_wire(record))
 
 
@@ -211,10 +249,12 @@ async def rename_ssh_key(request: Request, actor: CurrentActor, id: str) -> Resp
     status_code=204,
     response_class=Response,
     responses={204: {"description": "SSH key marked as default"}, **_errors(403, 404, 429)},
+    openapi_extra=_documented(_ID_PARAMETER),
 )
-async def make_default(request: Request, actor: CurrentActor, id: str) -> Response:
+async def make_default(request: Request) -> Response:
+    actor = await authenticate_request(request)
     async with _database(request).write() as conn:
-        await service.make_default(conn, actor, id)
+        await service.make_default(conn, actor, _key_id(request))
     return Response(status_code=204)
 
 
@@ -225,8 +265,10 @@ async def make_default(request: Request, actor: CurrentActor, id: str) -> Respon
     status_code=204,
     response_class=Response,
     responses={204: {"description": "SSH key deleted"}, **_errors(403, 404, 429)},
+    openapi_extra=_documented(_ID_PARAMETER),
 )
-async def delete_ssh_key(request: Request, actor: CurrentActor, id: str) -> Response:
+async def delete_ssh_key(request: Request) -> Response:
+    actor = await authenticate_request(request)
     async with _database(request).write() as conn:
-        await service.delete_key(conn, actor, id)
+        await service.delete_key(conn, actor, _key_id(request))
     return Response(status_code=204)

@@ -13,14 +13,24 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    String,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gpucloud import pubkey
 from gpucloud.audit import service as audit
 from gpucloud.audit.service import Actor
-from gpucloud.db import new_id, utcnow
+from gpucloud.db import Connection, FastSelect, new_id, utcnow
 from gpucloud.errors import ConflictError, FieldProblem, InvalidInputError, NotFoundError
 from gpucloud.owners import service as owners
 from gpucloud.ssh_keys.models import SSHKey
@@ -70,6 +80,44 @@ _COLUMNS = (
 )
 _SELECT = select(*_COLUMNS)
 
+# Statements are built once, with bound parameters: building and caching a new statement
+# object per request costs more than running it (SQLAlchemy re-derives its cache key and
+# result map each time).
+_OWNER_ID = bindparam("owner_id", type_=String)
+_KEY_ID = bindparam("key_id", type_=String)
+_OWNED = _SELECT.where(SSHKey.owner_id == _OWNER_ID)
+_LIST = FastSelect(_OWNED.order_by(SSHKey.created_at, SSHKey.id))
+_GET = FastSelect(_OWNED.where(SSHKey.id == _KEY_ID))
+_NEWEST = _OWNED.order_by(SSHKey.created_at.desc(), SSHKey.id.desc()).limit(1)
+_COUNT = select(func.count()).where(SSHKey.owner_id == _OWNER_ID)
+_NAME_OF_FINGERPRINT = select(SSHKey.name).where(
+    SSHKey.owner_id == _OWNER_ID, SSHKey.fingerprint_sha256 == bindparam("fingerprint")
+)
+_ID_OF_NAME = select(SSHKey.id).where(
+    SSHKey.owner_id == _OWNER_ID, SSHKey.name == bindparam("name")
+)
+_AUTHORIZED_KEYS = FastSelect(
+    select(SSHKey.public_key)
+    .where(SSHKey.owner_id == _OWNER_ID)
+    .order_by(SSHKey.is_default.desc(), SSHKey.created_at, SSHKey.id)
+)
+_INSERT = insert(SSHKey)
+# UPDATE and DELETE may not name a parameter like a column they set: hence "b_".
+_THIS_KEY = and_(
+    SSHKey.owner_id == bindparam("b_owner_id", type_=String),
+    SSHKey.id == bindparam("b_key_id", type_=String),
+)
+_RENAME = (
+    update(SSHKey).where(_THIS_KEY).values(name=bindparam("b_name"), updated_at=bindparam("at"))
+)
+_CLEAR_DEFAULT = (
+    update(SSHKey)
+    .where(SSHKey.owner_id == bindparam("b_owner_id", type_=String), SSHKey.is_default.is_(True))
+    .values(is_default=False, updated_at=bindparam("at"))
+)
+_SET_DEFAULT = update(SSHKey).where(_THIS_KEY).values(is_default=True, updated_at=bindparam("at"))
+_DELETE = delete(SSHKey).where(_THIS_KEY)
+
 
 def validate_name(raw: str) -> str:
     """The name trimmed; raises InvalidInputError unless 1 to 128 characters, none control."""
@@ -100,9 +148,7 @@ def prepare(name: str, public_key: str) -> NewSSHKey:
     return NewSSHKey(name=validate_name(name), key=validate_public_key(public_key))
 
 
-async def create(
-    conn: AsyncConnection, actor: Actor, new: NewSSHKey, *, max_keys: int
-) -> SSHKeyRecord:
+async def create(conn: Connection, actor: Actor, new: NewSSHKey, *, max_keys: int) -> SSHKeyRecord:
     """Register a key for the actor's owner; the owner's first key becomes its default.
 
     Raises InvalidInputError when the owner's limit is reached, and ConflictError when the
@@ -110,17 +156,15 @@ async def create(
     """
     owner_id = actor.owner_id
     await owners.lock(conn, owner_id)
-    count = await conn.scalar(select(func.count()).where(SSHKey.owner_id == owner_id)) or 0
+    count = await conn.scalar(_COUNT, {"owner_id": owner_id}) or 0
     if count >= max_keys:
         raise InvalidInputError(
             f"You have reached the limit of {max_keys} SSH keys; "
             "delete keys you no longer use before adding another"
         )
     same_key = await conn.scalar(
-        select(SSHKey.name).where(
-            SSHKey.owner_id == owner_id,
-            SSHKey.fingerprint_sha256 == new.key.fingerprint_sha256,
-        )
+        _NAME_OF_FINGERPRINT,
+        {"owner_id": owner_id, "fingerprint": new.key.fingerprint_sha256},
     )
     if same_key is not None:
         raise ConflictError(f'This SSH key is already registered as "{same_key}"')
@@ -139,25 +183,25 @@ async def create(
         key_bits=new.key.bits,
     )
     try:
-        await conn.execute(insert(SSHKey).values(owner_id=owner_id, **_as_row(record)))
+        await conn.execute(_INSERT, {"owner_id": owner_id, **_as_row(record)})
     except IntegrityError as exc:  # only reachable if a writer skipped the owner lock
         raise ConflictError("This SSH key or its name was registered at the same time") from exc
     await _audit(conn, actor, "ssh_key.create", record, at=now)
     return record
 
 
-async def get(conn: AsyncConnection, owner_id: str, key_id: str) -> SSHKeyRecord:
+async def get(conn: Connection, owner_id: str, key_id: str) -> SSHKeyRecord:
     """One of the owner's keys; raises NotFoundError for any id the owner does not have."""
     if _ID.fullmatch(key_id) is None:
         raise NotFoundError(NOT_FOUND)
-    row = (await conn.execute(_owned(owner_id).where(SSHKey.id == key_id))).first()
-    if row is None:
+    rows = await conn.fetch(_GET, {"owner_id": owner_id, "key_id": key_id})
+    if not rows:
         raise NotFoundError(NOT_FOUND)
-    return SSHKeyRecord(**row._mapping)
+    return SSHKeyRecord(*rows[0])
 
 
 async def list_keys(
-    conn: AsyncConnection,
+    conn: Connection,
     owner_id: str,
     *,
     fingerprint: str | None = None,
@@ -170,26 +214,23 @@ async def list_keys(
     if any(value is not None and "\x00" in value for value in (fingerprint, name)):
         # No stored name or fingerprint holds NUL, and PostgreSQL refuses it in text.
         return []
-    query = _owned(owner_id)
+    if fingerprint is None and name is None:  # the common case, on the fast path
+        return [SSHKeyRecord(*row) for row in await conn.fetch(_LIST, {"owner_id": owner_id})]
+    query = _OWNED
     if fingerprint is not None:
         query = query.where(_fingerprint_condition(fingerprint))
     if name is not None:
         query = query.where(SSHKey.name == name)
-    rows = await conn.execute(query.order_by(SSHKey.created_at, SSHKey.id))
-    return [SSHKeyRecord(**row._mapping) for row in rows]
+    rows = await conn.execute(query.order_by(SSHKey.created_at, SSHKey.id), {"owner_id": owner_id})
+    return [_record(row) for row in rows]
 
 
-async def authorized_keys(conn: AsyncConnection, owner_id: str) -> list[str]:
+async def authorized_keys(conn: Connection, owner_id: str) -> list[str]:
     """The owner's public keys as `authorized_keys` lines: default first, then oldest first."""
-    rows = await conn.scalars(
-        select(SSHKey.public_key)
-        .where(SSHKey.owner_id == owner_id)
-        .order_by(SSHKey.is_default.desc(), SSHKey.created_at, SSHKey.id)
-    )
-    return list(rows)
+    return [row[0] for row in await conn.fetch(_AUTHORIZED_KEYS, {"owner_id": owner_id})]
 
 
-async def rename(conn: AsyncConnection, actor: Actor, key_id: str, name: str) -> SSHKeyRecord:
+async def rename(conn: Connection, actor: Actor, key_id: str, name: str) -> SSHKeyRecord:
     """Give a key a new (already validated) name; the same name changes nothing.
 
     Raises NotFoundError, or ConflictError when another key has that name.
@@ -202,16 +243,14 @@ async def rename(conn: AsyncConnection, actor: Actor, key_id: str, name: str) ->
     await _ensure_name_free(conn, owner_id, name)
     now = utcnow()
     await conn.execute(
-        update(SSHKey)
-        .where(SSHKey.owner_id == owner_id, SSHKey.id == key_id)
-        .values(name=name, updated_at=now)
+        _RENAME, {"b_owner_id": owner_id, "b_key_id": key_id, "b_name": name, "at": now}
     )
     renamed = _replace(record, name=name, updated_at=now)
     await _audit(conn, actor, "ssh_key.rename", renamed, at=now)
     return renamed
 
 
-async def make_default(conn: AsyncConnection, actor: Actor, key_id: str) -> None:
+async def make_default(conn: Connection, actor: Actor, key_id: str) -> None:
     """Make the key the owner's only default; already default changes nothing."""
     owner_id = actor.owner_id
     await owners.lock(conn, owner_id)
@@ -221,20 +260,12 @@ async def make_default(conn: AsyncConnection, actor: Actor, key_id: str) -> None
     now = utcnow()
     # Two statements, clear then set: a unique index is checked row by row, so one
     # statement flipping both rows could see two defaults half-way.
-    await conn.execute(
-        update(SSHKey)
-        .where(SSHKey.owner_id == owner_id, SSHKey.is_default.is_(True))
-        .values(is_default=False, updated_at=now)
-    )
-    await conn.execute(
-        update(SSHKey)
-        .where(SSHKey.owner_id == owner_id, SSHKey.id == key_id)
-        .values(is_default=True, updated_at=now)
-    )
+    await conn.execute(_CLEAR_DEFAULT, {"b_owner_id": owner_id, "at": now})
+    await conn.execute(_SET_DEFAULT, {"b_owner_id": owner_id, "b_key_id": key_id, "at": now})
     await _audit(conn, actor, "ssh_key.make_default", record, at=now)
 
 
-async def delete_key(conn: AsyncConnection, actor: Actor, key_id: str) -> SSHKeyRecord:
+async def delete_key(conn: Connection, actor: Actor, key_id: str) -> SSHKeyRecord:
     """Delete a key; if it was the default, the newest remaining key becomes the default.
 
     Returns the deleted key. Raises NotFoundError.
@@ -242,28 +273,22 @@ async def delete_key(conn: AsyncConnection, actor: Actor, key_id: str) -> SSHKey
     owner_id = actor.owner_id
     await owners.lock(conn, owner_id)
     record = await get(conn, owner_id, key_id)
-    await conn.execute(delete(SSHKey).where(SSHKey.owner_id == owner_id, SSHKey.id == key_id))
+    await conn.execute(_DELETE, {"b_owner_id": owner_id, "b_key_id": key_id})
     now = utcnow()
     await _audit(conn, actor, "ssh_key.delete", record, at=now)
     if record.is_default:
-        successor = (
-            await conn.execute(
-                _owned(owner_id).order_by(SSHKey.created_at.desc(), SSHKey.id.desc()).limit(1)
-            )
-        ).first()
+        successor = (await conn.execute(_NEWEST, {"owner_id": owner_id})).first()
         if successor is not None:
             await conn.execute(
-                update(SSHKey)
-                .where(SSHKey.owner_id == owner_id, SSHKey.id == successor.id)
-                .values(is_default=True, updated_at=now)
+                _SET_DEFAULT, {"b_owner_id": owner_id, "b_key_id": successor.id, "at": now}
             )
-            promoted = SSHKeyRecord(**successor._mapping)
+            promoted = _record(successor)
             await _audit(conn, actor, "ssh_key.make_default", promoted, at=now)
     return record
 
 
 async def _audit(
-    conn: AsyncConnection, actor: Actor, action: str, record: SSHKeyRecord, *, at: dt.datetime
+    conn: Connection, actor: Actor, action: str, record: SSHKeyRecord, *, at: dt.datetime
 ) -> None:
     await audit.record(
         conn,
@@ -276,16 +301,15 @@ async def _audit(
     )
 
 
-async def _ensure_name_free(conn: AsyncConnection, owner_id: str, name: str) -> None:
-    taken = await conn.scalar(
-        select(SSHKey.id).where(SSHKey.owner_id == owner_id, SSHKey.name == name)
-    )
+async def _ensure_name_free(conn: Connection, owner_id: str, name: str) -> None:
+    taken = await conn.scalar(_ID_OF_NAME, {"owner_id": owner_id, "name": name})
     if taken is not None:
         raise ConflictError(f'An SSH key named "{name}" already exists; choose another name')
 
 
-def _owned(owner_id: str) -> Select[*tuple[Any, ...]]:
-    return _SELECT.where(SSHKey.owner_id == owner_id)
+def _record(row: Row[Any]) -> SSHKeyRecord:
+    # Rows come from _SELECT, whose columns are the record's fields, in order.
+    return SSHKeyRecord(*row)  # type: ignore[call-arg]
 
 
 def _fingerprint_condition(fingerprint: str) -> ColumnElement[bool]:
