@@ -11,12 +11,32 @@ from starlette.staticfiles import StaticFiles
 
 from gpucloud.db import Database
 from gpucloud.errors import UnavailableError
+from gpucloud.http.schemas import ErrorDto
 from gpucloud.ops.metrics import Metrics
 
 router = APIRouter(tags=["Operations"])
 
 
-@router.get("/healthz", summary="The process is alive", operation_id="healthz")
+_JSON_STATUS = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {"status": {"type": "string"}, "database": {"type": "string"}},
+                "required": ["status"],
+            }
+        }
+    }
+}
+
+
+@router.get(
+    "/healthz",
+    summary="The process is alive",
+    operation_id="healthz",
+    response_class=Response,
+    responses={200: {"description": "Alive", **_JSON_STATUS}},
+)
 async def healthz() -> Response:
     return Response(b'{"status":"ok"}', media_type="application/json")
 
@@ -25,7 +45,11 @@ async def healthz() -> Response:
     "/readyz",
     summary="The database answers (503 when it does not)",
     operation_id="readyz",
-    responses={503: {"description": "The database is unreachable"}},
+    response_class=Response,
+    responses={
+        200: {"description": "Ready: the database answers", **_JSON_STATUS},
+        503: {"description": "The database is unreachable", "model": ErrorDto},
+    },
 )
 async def readyz(request: Request) -> Response:
     database: Database = request.app.state.database
@@ -38,7 +62,18 @@ async def readyz(request: Request) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-@router.get("/metrics", summary="Prometheus metrics", operation_id="metrics")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    operation_id="metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The Prometheus text exposition format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def metrics(request: Request) -> Response:
     registry: Metrics = request.app.state.metrics
     return Response(registry.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -19,15 +19,10 @@ from gpucloud.config import Settings
 from gpucloud.db import Database
 from gpucloud.http.auth import API_KEY_DESCRIPTION, API_KEY_HEADER, authenticate_request
 from gpucloud.http.body import read_model
+from gpucloud.http.schemas import ErrorDto
 from gpucloud.idempotency import service as idempotency
 from gpucloud.ssh_keys import service
-from gpucloud.ssh_keys.schemas import (
-    CreateSSHKeyDto,
-    ErrorDto,
-    RenameSSHKeyDto,
-    SSHKeyDto,
-    to_wire,
-)
+from gpucloud.ssh_keys.schemas import CreateSSHKeyDto, RenameSSHKeyDto, SSHKeyDto, to_wire
 
 PREFIX = "/gpu-cloud/ssh-keys"
 TAG = "GPUCloudSSHKeys"

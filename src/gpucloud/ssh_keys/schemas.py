@@ -53,22 +53,6 @@ class SSHKeyDto(BaseModel):
     keyBits: int = Field(description="as ssh-keygen -l prints")
 
 
-class ErrorDetail(BaseModel):
-    field: str
-    message: str
-
-
-class ErrorDto(BaseModel):
-    """The shape of every error response."""
-
-    statusCode: int
-    timestamp: str
-    path: str
-    message: str
-    error: str | None = None
-    details: list[ErrorDetail] | None = None
-
-
 def to_wire(record: SSHKeyRecord) -> dict[str, Any]:
     """The `SSHKeyDto` JSON object of a stored key."""
     return {
