@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gpucloud import __version__
 from gpucloud.config import Settings
@@ -16,6 +17,7 @@ from gpucloud.console import routes as console_routes
 from gpucloud.db import create_database
 from gpucloud.http import errors
 from gpucloud.http.auth import API_KEY_HEADER
+from gpucloud.http.dispatch import DirectDispatch
 from gpucloud.http.middleware import RequestContextMiddleware
 from gpucloud.ops import logs
 from gpucloud.ops import routes as ops_routes
@@ -33,6 +35,26 @@ HTML_CSP = (
 )
 
 
+class GpuCloudAPI(FastAPI):
+    """FastAPI, with HTTP requests entering through gpucloud's own edge.
+
+    The edge is the request-context middleware (request id, security headers, metrics,
+    access log), CORS when configured, and the direct dispatcher for the SSH-key routes;
+    whatever the dispatcher does not take goes through FastAPI as usual.
+    """
+
+    edge: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self.edge(scope, receive, send)
+        else:  # lifespan
+            await super().__call__(scope, receive, send)
+
+    async def through_fastapi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The ASGI app for `settings` (read from the environment when None)."""
     settings = settings or Settings()
@@ -44,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         await database.dispose()
 
-    app = FastAPI(
+    app = GpuCloudAPI(
         title=TITLE,
         version=__version__,
         description="The SSH-keys API of a GPU cloud. Authenticate with the x-api-key header.",
@@ -65,15 +87,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(console_routes.router)
     app.mount("/console/static", console_routes.console_assets, name="console-static")
 
+    edge: ASGIApp = DirectDispatch(
+        app,
+        fallback=app.through_fastapi,
+        routes=ssh_key_routes.router.routes,
+    )
     if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
+        edge = CORSMiddleware(
+            edge,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=[API_KEY_HEADER, "content-type", "idempotency-key"],
             expose_headers=["location", "retry-after", "x-request-id"],
         )
-    app.add_middleware(RequestContextMiddleware, metrics=metrics, html_csp=HTML_CSP)
+    app.edge = RequestContextMiddleware(edge, metrics=metrics, html_csp=HTML_CSP)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -15,7 +15,7 @@ from gpucloud.api_keys import secrets
 from gpucloud.api_keys.models import APIKey
 from gpucloud.audit import service as audit
 from gpucloud.audit.service import Actor
-from gpucloud.db import Connection, FastSelect, new_id, utcnow
+from gpucloud.db import Connection, Prepared, new_id, utcnow
 from gpucloud.errors import (
     AuthenticationError,
     InvalidInputError,
@@ -113,12 +113,12 @@ async def create(
 
 
 # Built once: authentication runs on every request.
-_AUTH_QUERY = FastSelect(
+_AUTH_QUERY = Prepared(
     select(
         APIKey.id, APIKey.owner_id, APIKey.expires_at, APIKey.revoked_at, APIKey.last_used_at
     ).where(APIKey.secret_digest == bindparam("digest", type_=LargeBinary))
 )
-_RECORD_USE = (
+_RECORD_USE = Prepared(
     update(APIKey)
     .where(APIKey.id == bindparam("b_api_key_id", type_=String))
     .where(or_(APIKey.last_used_at.is_(None), APIKey.last_used_at < bindparam("minute")))
@@ -151,7 +151,7 @@ async def authenticate(
 async def record_use(conn: Connection, api_key_id: str, *, now: dt.datetime) -> None:
     """Set last-used to the current minute, at most one write per key and minute."""
     minute = now.replace(second=0, microsecond=0)
-    await conn.execute(_RECORD_USE, {"b_api_key_id": api_key_id, "minute": minute})
+    await conn.run(_RECORD_USE, {"b_api_key_id": api_key_id, "minute": minute})
 
 
 _INFO_QUERY = select(

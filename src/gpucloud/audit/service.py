@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import insert, select
 
 from gpucloud.audit.models import AuditEvent
-from gpucloud.db import Connection, new_id, utcnow
+from gpucloud.db import Connection, Prepared, new_id, utcnow
 from gpucloud.owners.models import Owner
 
 
@@ -46,7 +46,7 @@ class AuditEntry:
     client: str | None
 
 
-_INSERT = insert(AuditEvent)
+_INSERT = Prepared(insert(AuditEvent))
 
 
 async def record(
@@ -62,7 +62,7 @@ async def record(
 ) -> None:
     """Append one event. `api_key_id` overrides the actor's (for API-key events, the key
     acted upon)."""
-    await conn.execute(
+    await conn.run(
         _INSERT,
         {
             "id": new_id(),

@@ -86,8 +86,10 @@ def error_response(
     )
 
 
-async def _domain_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, GpuCloudError)
+def response_for(request: Request, exc: GpuCloudError | RequestProblem) -> Response:
+    """The error response for a domain error or a request problem."""
+    if isinstance(exc, RequestProblem):
+        return error_response(request, exc.status, exc.message)
     status = status_of(exc)
     headers = None
     if isinstance(exc, RateLimitedError):
@@ -99,9 +101,9 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     return error_response(request, status, exc.message, details=details, headers=headers)
 
 
-async def _request_problem(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestProblem)
-    return error_response(request, exc.status, exc.message)
+async def _known_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GpuCloudError | RequestProblem)
+    return response_for(request, exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -145,8 +147,8 @@ def describe_validation_errors(errors: Any) -> list[FieldProblem]:
 
 def install(app: FastAPI) -> None:
     """Register the handlers that give every error the SPEC's shape."""
-    app.add_exception_handler(GpuCloudError, _domain_error)
-    app.add_exception_handler(RequestProblem, _request_problem)
+    app.add_exception_handler(GpuCloudError, _known_error)
+    app.add_exception_handler(RequestProblem, _known_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     # Anything else is a bug: RequestContextMiddleware logs it and answers a bare 500.
