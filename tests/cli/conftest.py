@@ -20,7 +20,7 @@ import pytest
 from gpucloud.api_keys import service as api_keys
 from gpucloud.client import Client
 from gpucloud.config import Settings
-from gpucloud.db import Database, create_engine
+from gpucloud.db import create_database
 from tests.support import keygen
 from tests.support.databases import SQLiteTemplate
 from tests.support.server import GPUCLOUD, ServerProcess
@@ -50,9 +50,7 @@ def api_key(cli_server: ServerProcess) -> str:
     """An API key of a new owner, who has no SSH key yet."""
 
     async def create() -> str:
-        database = Database(
-            create_engine(Settings(database_url=cli_server.env["GPUCLOUD_DATABASE_URL"]))
-        )
+        database = create_database(Settings(database_url=cli_server.env["GPUCLOUD_DATABASE_URL"]))
         try:
             async with database.write() as conn:
                 secret, _ = await api_keys.create(conn, owner=f"cli-user-{next(_owners)}")
