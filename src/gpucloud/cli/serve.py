@@ -24,7 +24,8 @@ def serve(
 
     Example: GPUCLOUD_DATABASE_URL=sqlite:///gpucloud.db gpucloud serve --port 8000
     """
-    import uvicorn
+    import os
+    import sys
 
     from gpucloud import db, migrate
     from gpucloud.config import Settings
@@ -41,19 +42,8 @@ def serve(
         migrate.upgrade(settings.database_url)
     log.info("gpucloud serving on http://%s:%d with %s", host, port, where)
     typer.echo(f"Database: {where}", err=True)
-    uvicorn.run(
-        "gpucloud.app:create_app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-        # Slow or idle clients are cut off instead of holding a connection forever.
-        timeout_keep_alive=5,
-        timeout_graceful_shutdown=10,
-        limit_concurrency=None,
-    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Become the server process: see gpucloud.server for why a fresh interpreter.
+    args = ["--host", host, "--port", str(port), "--workers", str(workers)]
+    os.execv(sys.executable, [sys.executable, "-m", "gpucloud.server", *args])  # noqa: S606 - our own interpreter and module

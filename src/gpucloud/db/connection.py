@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine import Dialect, Result
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.base import Executable
 
 from gpucloud.db.prepared import Prepared
+
+if TYPE_CHECKING:  # the asyncio layer is loaded only for PostgreSQL
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 class Connection(Protocol):

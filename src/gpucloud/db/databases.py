@@ -19,7 +19,6 @@ from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from gpucloud.config import Settings
@@ -180,6 +179,10 @@ class PostgresDatabase(Database):
     dialect = "postgresql"
 
     def __init__(self, url: URL, settings: Settings) -> None:
+        # Imported here: SQLAlchemy's asyncio layer and asyncpg cost a SQLite server
+        # 10 MB it would never use.
+        from sqlalchemy.ext.asyncio import create_async_engine
+
         server_settings = {"application_name": "gpucloud"}
         if settings.db_statement_timeout_ms:
             server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
