@@ -16,7 +16,7 @@ from gpucloud.config import Settings
 from tests.support import databases
 from tests.support.server import ServerProcess
 
-pytest_plugins = ["tests.support.keyfixtures"]
+pytest_plugins = ["tests.support.keyfixtures", "tests.support.secret_audit"]
 
 BACKENDS = ("sqlite", "postgresql")
 

@@ -8,7 +8,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gpucloud import __version__
@@ -17,6 +16,7 @@ from gpucloud.console import routes as console_routes
 from gpucloud.db import create_database
 from gpucloud.http import errors
 from gpucloud.http.auth import API_KEY_HEADER
+from gpucloud.http.cors import CORS
 from gpucloud.http.dispatch import DirectDispatch
 from gpucloud.http.middleware import RequestContextMiddleware
 from gpucloud.ops import logs
@@ -93,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routes=ssh_key_routes.router.routes,
     )
     if settings.cors_origins:
-        edge = CORSMiddleware(
+        edge = CORS(
             edge,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],

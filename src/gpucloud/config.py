@@ -46,6 +46,9 @@ class Settings(BaseSettings):
         default=20, ge=1, description="Failed authentications per client address per minute"
     )
     body_timeout_s: float = Field(default=10.0, gt=0, description="To receive a request body")
+    header_timeout_s: float = Field(
+        default=5.0, gt=0, description="To receive a request's line and headers"
+    )
 
     # Operations
     log_level: str = "INFO"

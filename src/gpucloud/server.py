@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     uvicorn.run(
         "gpucloud.app:create_app_from_env",
         factory=True,
+        http="gpucloud.http.protocol:HeaderTimeoutProtocol",
         host=args.host,
         port=args.port,
         workers=args.workers,

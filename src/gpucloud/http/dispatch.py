@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gpucloud.errors import GpuCloudError
-from gpucloud.http.errors import RequestProblem, response_for
+from gpucloud.http.errors import RequestProblem, error_response, response_for
 
 
 class DirectDispatch:
@@ -37,10 +37,16 @@ class DirectDispatch:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
-        method = scope["method"]
+        # HEAD is GET without a body (the server drops the body).
+        method = "GET" if scope["method"] == "HEAD" else scope["method"]
+        allowed: list[str] = []
         for route in self.routes:
             match = route.path_regex.match(path)
-            if match is None or method not in route.methods:  # type: ignore[operator]
+            if match is None:
+                continue
+            methods: set[str] = route.methods or set()
+            if method not in methods:
+                allowed.extend(methods)
                 continue
             scope["app"] = self.app
             scope["path_params"] = match.groupdict()
@@ -50,6 +56,17 @@ class DirectDispatch:
                 response = await route.endpoint(request)
             except (GpuCloudError, RequestProblem) as exc:
                 response = response_for(request, exc)
+            await response(scope, receive, send)
+            return
+        if allowed:  # the path is ours, the method is not: say which ones are
+            scope["app"] = self.app
+            methods_text = ", ".join(sorted(set(allowed)))
+            response = error_response(
+                Request(scope, receive),
+                405,
+                f"{scope['method']} is not allowed on {path}; use {methods_text}",
+                headers={"Allow": methods_text},
+            )
             await response(scope, receive, send)
             return
         await self.fallback(scope, receive, send)

@@ -284,10 +284,10 @@ async def delete_key(conn: Connection, actor: Actor, key_id: str) -> SSHKeyRecor
     if record.is_default:
         rows = await conn.fetch(_NEWEST, {"owner_id": owner_id})
         if rows:
-            promoted = SSHKeyRecord(*rows[0])
             await conn.run(
-                _SET_DEFAULT, {"b_owner_id": owner_id, "b_key_id": promoted.id, "at": now}
+                _SET_DEFAULT, {"b_owner_id": owner_id, "b_key_id": rows[0][0], "at": now}
             )
+            promoted = _replace(SSHKeyRecord(*rows[0]), is_default=True, updated_at=now)
             await _audit(conn, actor, "ssh_key.make_default", promoted, at=now)
     return record
 
