@@ -35,10 +35,16 @@ run: $(STAMP) ## Migrate, create a demo API key if there is none, serve on 127.0
 test: $(STAMP) ## Run the whole test suite (SQLite and PostgreSQL)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+BENCH_ARGS ?=
+
+.PHONY: bench
+bench: $(STAMP) ## Benchmark against a bare-ASGI ceiling with wrk; BENCH_ARGS=--quick for a smoke run
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 .PHONY: lint
 lint: $(STAMP) ## ruff and mypy (strict on src/)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 .PHONY: fmt
