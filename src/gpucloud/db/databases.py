@@ -70,8 +70,10 @@ class SQLiteDatabase(Database):
     Writers queue on an asyncio lock inside the process, then take the file's write lock
     with BEGIN IMMEDIATE, retried asynchronously while another process holds it (for up
     to `sqlite_busy_timeout_ms`): waiting never blocks the event loop, and a transaction
-    never fails half-way on a lock upgrade. Transactions are begun and ended on the
-    sqlite3 connection itself; SQLAlchemy's own transaction on it issues no SQL.
+    never fails half-way on a lock upgrade. Writers share transactions (group commit, see
+    `_open_batch`), each in a savepoint, and are answered once their transaction is
+    committed. Transactions are begun and ended on the sqlite3 connection itself;
+    SQLAlchemy's own transaction on it issues no SQL.
     """
 
     dialect = "sqlite"
@@ -103,6 +105,9 @@ class SQLiteDatabase(Database):
             cursor.close()
 
         self._write_lock = asyncio.Lock()
+        self._commit_in_thread = synchronous == "FULL"
+        self._batch: asyncio.Future[None] | None = None
+        self._committer: asyncio.Task[None] | None = None
         self._reader: tuple[SyncConnection, sqlite3.Connection] | None = None
         self._writer: tuple[SyncConnection, sqlite3.Connection] | None = None
 
@@ -132,18 +137,62 @@ class SQLiteDatabase(Database):
     async def write(self) -> AsyncIterator[Connection]:
         async with self._write_lock:
             with _translate_outage():
-                if not self._usable(self._writer):
-                    self._writer = self._open()
-                assert self._writer is not None
+                if self._batch is None:
+                    await self._open_batch()
+                assert self._writer is not None and self._batch is not None
                 conn, raw = self._writer
-                await self._begin_immediate(raw)
+                batch = self._batch
+                raw.execute("SAVEPOINT unit")
                 try:
                     yield InlineSQLiteConnection(conn, raw)
-                    raw.commit()
-                finally:
-                    if raw.in_transaction:  # the block failed, or the commit did
-                        raw.rollback()
-                    conn.rollback()
+                except BaseException:
+                    if raw.in_transaction:
+                        raw.execute("ROLLBACK TO unit")
+                        raw.execute("RELEASE unit")
+                    raise
+                if not raw.in_transaction:  # SQLite rolled the whole batch back
+                    raise UnavailableError("The database refused the write; try again shortly")
+                raw.execute("RELEASE unit")
+        # Answer only once the batch is on disk: a 201 is a promise.
+        await asyncio.shield(batch)
+
+    async def _open_batch(self) -> None:
+        """Begin the transaction that the next writers share, and schedule its commit.
+
+        Group commit: writers run one after another, each in a savepoint of one
+        transaction, and one COMMIT (one fsync) makes all of them durable. The commit
+        queues on the write lock behind the writers already waiting, so a batch holds
+        whoever arrived while the previous one was being written to disk.
+        """
+        if not self._usable(self._writer):
+            self._writer = self._open()
+        assert self._writer is not None
+        await self._begin_immediate(self._writer[1])
+        self._batch = asyncio.get_running_loop().create_future()
+        self._committer = asyncio.create_task(self._commit_batch())
+
+    async def _commit_batch(self) -> None:
+        async with self._write_lock:
+            batch, self._batch = self._batch, None
+            assert batch is not None and self._writer is not None
+            conn, raw = self._writer
+            try:
+                with _translate_outage():
+                    if self._commit_in_thread:
+                        # The fsync of synchronous=FULL takes a millisecond or more: the
+                        # event loop goes on serving reads meanwhile (sqlite3 releases
+                        # the GIL while it waits).
+                        await asyncio.to_thread(raw.commit)
+                    else:
+                        raw.commit()
+            except BaseException as exc:
+                if raw.in_transaction:
+                    raw.rollback()
+                batch.set_exception(exc)
+            else:
+                batch.set_result(None)
+            finally:
+                conn.rollback()  # ends SQLAlchemy's bookkeeping; no SQL, nothing is open
 
     async def _begin_immediate(self, raw: sqlite3.Connection) -> None:
         """BEGIN IMMEDIATE, retried with back-off while another process writes."""
@@ -166,6 +215,8 @@ class SQLiteDatabase(Database):
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        if self._committer is not None and not self._committer.done():
+            await self._committer
         for pair in (self._reader, self._writer):
             if pair is not None:
                 pair[0].close()
