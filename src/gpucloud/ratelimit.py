@@ -34,6 +34,9 @@ T = TypeVar("T")
 
 _PAUSE_AFTER_FAILURE_S = 2.0
 _LOG_EVERY_S = 10.0
+# A failure still weighs on the sliding window of the minute after its own.
+_FAILURE_MEMORY_S = 120.0
+_FAILURE_MEMORY_SIZE = 10_000
 
 
 class RateLimiter:
@@ -53,6 +56,11 @@ class RateLimiter:
             )
         else:
             storage = MemoryStorage()
+        # With counts in this process's memory, every failure passes through here: an
+        # address that has not failed lately cannot be over its limit, and needs no
+        # look-up (the common case, on every request). With Redis, other processes
+        # count too, so the store is always asked.
+        self._local_failures: dict[str, float] | None = None if settings.redis_url else {}
         self.strategy = SlidingWindowCounterRateLimiter(storage)
         # A bucket of `burst` tokens refilled at `rate` per second lets through `burst`
         # requests in any `burst / rate` seconds: one sliding window says the same.
@@ -78,7 +86,13 @@ class RateLimiter:
 
     async def check_address(self, address: str) -> None:
         """Raises RateLimitedError when this address failed authentication too often."""
-        if not self.enabled or not await self._guard(self._test(address)):
+        if not self.enabled:
+            return
+        if self._local_failures is not None:
+            last = self._local_failures.get(address)
+            if last is None or time.monotonic() - last > _FAILURE_MEMORY_S:
+                return
+        if not await self._guard(self._test(address)):
             return
         raise RateLimitedError(
             "Too many failed authentication attempts from your address; check your API key "
@@ -88,8 +102,16 @@ class RateLimiter:
 
     async def record_auth_failure(self, address: str) -> None:
         """Count one failed authentication from this address."""
-        if self.enabled:
-            await self._hit(self.auth_failures, "auth-fail", address)
+        if not self.enabled:
+            return
+        if self._local_failures is not None:
+            now = time.monotonic()
+            if len(self._local_failures) > _FAILURE_MEMORY_SIZE:
+                self._local_failures = {
+                    a: t for a, t in self._local_failures.items() if now - t <= _FAILURE_MEMORY_S
+                }
+            self._local_failures[address] = now
+        await self._hit(self.auth_failures, "auth-fail", address)
 
     async def _test(self, address: str) -> bool:
         return not await self.strategy.test(self.auth_failures, "auth-fail", address)

@@ -447,8 +447,15 @@ def _read_rsa_fields(reader: WireReader) -> int:
     return bits
 
 
+# Ed25519 keys (plain and sk-) are any 32 bytes to `cryptography`, as to OpenSSH: it
+# checks their length only, which our reader already did. Skipping it saves 20 µs a key.
+_NOTHING_MORE_TO_CHECK = frozenset({"ssh-ed25519", "sk-ssh-ed25519@openssh.com"})
+
+
 def _check_with_cryptography(key_type: str, data: str) -> None:
     """Let `cryptography` check the mathematics our reader does not (points on curves)."""
+    if key_type in _NOTHING_MORE_TO_CHECK:
+        return
     try:
         load_ssh_public_identity(f"{key_type} {data}".encode("ascii"))
     # Any exception at all: the library's errors are not all ValueError (a compressed
