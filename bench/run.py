@@ -1042,6 +1042,8 @@ def write_report(
     return f"""# Benchmarks
 
 Written by `make bench` (`bench/run.py`); do not edit by hand. Run it again to refresh.
+What the figures mean, where the time goes and what would close the gaps:
+[docs/performance.md](performance.md).
 {quick_note}{invalid}{noise_warning}
 - **Date**: {started:%Y-%m-%d %H:%M} UTC
 - **Code**: {revision}

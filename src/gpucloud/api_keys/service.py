@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from sqlalchemy import LargeBinary, String, bindparam, insert, or_, select, update
 
@@ -29,8 +30,7 @@ INVALID = "API key invalid"
 NOT_FOUND = "API key not found"
 
 
-@dataclass(frozen=True, slots=True)
-class Principal:
+class Principal(NamedTuple):  # built on every request: a tuple is cheapest
     """Who a request acts for: the owner, and the API key that proved it."""
 
     owner_id: str

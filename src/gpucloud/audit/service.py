@@ -10,6 +10,7 @@ import datetime as dt
 import itertools
 import secrets
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import insert, select
 
@@ -18,8 +19,7 @@ from gpucloud.db import Connection, Prepared, utcnow
 from gpucloud.owners.models import Owner
 
 
-@dataclass(frozen=True, slots=True)
-class Actor:
+class Actor(NamedTuple):  # built on every request: a tuple is cheapest
     """Who is acting, as the audit log records it.
 
     `api_key_id` is None for the operator's CLI; `client` is the peer address of an HTTP
