@@ -302,3 +302,22 @@ def test_connections_that_never_complete_a_request_are_closed(
     for sock in (silent, trickling):
         sock.close()
     assert not open_, f"still open after {KEEP_ALIVE_S + 3:g} s: {sorted(open_)}"
+
+
+def test_a_client_that_hangs_up_mid_body_is_not_a_server_error(
+    raw_server: tuple[ServerProcess, str],
+) -> None:
+    """If a client sends half its body and closes the connection, then the server logs no
+    unhandled error and no 500, creates nothing, and goes on answering."""
+    server, secret = raw_server
+    body = json.dumps(create_body()).encode()
+    with connect(server) as sock:
+        sock.sendall(post_head(secret, len(body)) + body[: len(body) // 2])
+        time.sleep(0.2)
+    time.sleep(0.5)
+    listed = httpx.get(f"{server.url}{PREFIX}", headers={"x-api-key": secret})
+    assert listed.status_code == 200
+    assert listed.json() == []
+    log = server.logs()
+    assert "unhandled error" not in log
+    assert '"status":500' not in log and '"status": 500' not in log

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import orjson
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
 
 from gpucloud.config import Settings
 from gpucloud.errors import FieldProblem, InvalidInputError
@@ -49,6 +50,11 @@ async def read_json(request: Request, *, max_bytes: int, timeout_s: float) -> An
     except TimeoutError:
         raise RequestProblem(
             408, f"The request body did not arrive within {timeout_s:g} s; send it in one go"
+        ) from None
+    except ClientDisconnect:
+        # Nobody is left to answer, but this is the client's doing, not a server error.
+        raise RequestProblem(
+            400, "The connection closed before the whole request body arrived"
         ) from None
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != "application/json":
