@@ -8,7 +8,6 @@ only: the database is not their point, and each test isolates itself by its owne
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import subprocess
@@ -17,11 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from gpucloud.api_keys import service as api_keys
 from gpucloud.client import Client
-from gpucloud.config import Settings
-from gpucloud.db import create_database
 from tests.support import keygen
+from tests.support.api_keys import create_api_key
 from tests.support.databases import SQLiteTemplate
 from tests.support.server import GPUCLOUD, ServerProcess
 
@@ -49,16 +46,7 @@ def cli_server(
 def api_key(cli_server: ServerProcess) -> str:
     """An API key of a new owner, who has no SSH key yet."""
 
-    async def create() -> str:
-        database = create_database(Settings(database_url=cli_server.env["GPUCLOUD_DATABASE_URL"]))
-        try:
-            async with database.write() as conn:
-                secret, _ = await api_keys.create(conn, owner=f"cli-user-{next(_owners)}")
-        finally:
-            await database.dispose()
-        return secret
-
-    return asyncio.run(create())
+    return create_api_key(cli_server.env["GPUCLOUD_DATABASE_URL"], f"cli-user-{next(_owners)}")
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ is not their point, so they share one server on SQLite, with a 1-second body tim
 
 from __future__ import annotations
 
-import asyncio
 import json
 import select
 import selectors
@@ -19,9 +18,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gpucloud.api_keys import service as api_keys
-from gpucloud.config import Settings
-from gpucloud.db import create_database
 from tests.functional.helpers import (
     PREFIX,
     UNKNOWN_API_KEY,
@@ -30,6 +26,7 @@ from tests.functional.helpers import (
     auth,
     list_keys,
 )
+from tests.support.api_keys import create_api_key
 from tests.support.bulk_keys import ed25519_public_line
 from tests.support.databases import SQLiteTemplate
 from tests.support.server import ServerProcess
@@ -146,16 +143,7 @@ def raw_server(
     directory = tmp_path_factory.mktemp("request-limits")
     database_url = sqlite_template.copy_to(directory)
 
-    async def new_key() -> str:
-        database = create_database(Settings(database_url=database_url))
-        try:
-            async with database.write() as conn:
-                secret, _ = await api_keys.create(conn, owner="alice")
-        finally:
-            await database.dispose()
-        return secret
-
-    secret = asyncio.run(new_key())
+    secret = create_api_key(database_url, "alice")
     env = {"GPUCLOUD_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S)}
     process = ServerProcess(database_url, Path(directory) / "server.log", env=env).start()
     yield process, secret

@@ -8,7 +8,6 @@ the run when a secret leaks anywhere, does catch a planted leak.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -20,12 +19,11 @@ from typing import Any
 import httpx
 import pytest
 
-from gpucloud.api_keys import service as api_keys
 from gpucloud.app import create_app
 from gpucloud.config import Settings
-from gpucloud.db import create_database
 from tests.functional.helpers import PREFIX, UNKNOWN_SECRET, assert_error, auth
 from tests.support import secret_audit
+from tests.support.api_keys import create_api_key
 from tests.support.databases import SQLiteTemplate
 from tests.support.server import ServerProcess
 
@@ -221,16 +219,7 @@ def logged_server(
     directory = tmp_path_factory.mktemp("access-log")
     database_url = sqlite_template.copy_to(directory)
 
-    async def new_key() -> str:
-        database = create_database(Settings(database_url=database_url))
-        try:
-            async with database.write() as conn:
-                secret, _ = await api_keys.create(conn, owner="alice")
-        finally:
-            await database.dispose()
-        return secret
-
-    secret = asyncio.run(new_key())
+    secret = create_api_key(database_url, "alice")
     env = {"GPUCLOUD_LOG_FORMAT": "json", "GPUCLOUD_LOG_LEVEL": "INFO"}
     process = ServerProcess(database_url, Path(directory) / "server.log", env=env).start()
     yield process, secret

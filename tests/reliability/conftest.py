@@ -4,62 +4,28 @@ shape, and what the database itself must hold after a fault."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import random
 import re
 import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from sqlalchemy import text
 
-from gpucloud.api_keys import service as api_keys
-from gpucloud.config import Settings
-from gpucloud.db import Database, create_database, normalize_url, sqlite_path
+from gpucloud.db import normalize_url, sqlite_path
 from gpucloud.pubkey import parse_public_key
+from tests.support.api_keys import open_database
 from tests.support.bulk_keys import ed25519_public_line
 from tests.support.server import ServerProcess
 
 PREFIX = "/gpu-cloud/ssh-keys"
 ERROR_REQUIRED = frozenset({"statusCode", "timestamp", "path", "message"})
 ERROR_ALLOWED = ERROR_REQUIRED | {"error", "details"}
-
-
-def create_api_key(database_url: str, owner: str, expires_in: dt.timedelta | None = None) -> str:
-    """A new API key secret of `owner`, made in the database by the API-keys service (as
-    `gpucloud api-keys create` does, without a second or so of process start per key)."""
-
-    async def create() -> str:
-        async with _database(database_url) as database, database.write() as conn:
-            secret, _ = await api_keys.create(conn, owner=owner, expires_in=expires_in)
-        return secret
-
-    return asyncio.run(create())
-
-
-def revoke_api_key(database_url: str, secret: str) -> None:
-    """Revoke the API key, as `gpucloud api-keys revoke` does."""
-
-    async def revoke() -> None:
-        async with _database(database_url) as database, database.write() as conn:
-            await api_keys.revoke(conn, secret)
-
-    asyncio.run(revoke())
-
-
-@asynccontextmanager
-async def _database(database_url: str) -> AsyncIterator[Database]:
-    database = create_database(Settings(database_url=database_url))
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 def error_shape_problem(response: httpx.Response) -> str | None:
@@ -307,7 +273,7 @@ def check_stored_state(database_url: str) -> StoredState:
 
 
 async def _check(database_url: str, integrity: str | None) -> StoredState:
-    async with _database(database_url) as database, database.read() as conn:
+    async with open_database(database_url) as database, database.read() as conn:
         keys = (
             await conn.execute(
                 text(

@@ -28,9 +28,9 @@ from tests.reliability.conftest import (
     Outcome,
     assert_acknowledged_creates_kept,
     check_stored_state,
-    create_api_key,
     listed_keys,
 )
+from tests.support.api_keys import create_api_key
 from tests.support.server import ServerProcess
 
 OWNERS = 3

@@ -31,11 +31,11 @@ from tests.reliability.conftest import (
     Outcome,
     assert_acknowledged_creates_kept,
     check_stored_state,
-    create_api_key,
     error_shape_problem,
     server_log_lines,
     wait_until,
 )
+from tests.support.api_keys import create_api_key
 from tests.support.bulk_keys import ed25519_public_line
 from tests.support.server import ServerProcess
 from tests.support.tcp_proxy import TCPProxy

@@ -37,7 +37,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.reliability.conftest import PREFIX, create_api_key, revoke_api_key, server_log_lines
+from tests.reliability.conftest import PREFIX, server_log_lines
+from tests.support.api_keys import create_api_key, revoke_api_key
 from tests.support.bulk_keys import ed25519_public_line
 from tests.support.server import ServerProcess
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -10,27 +9,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gpucloud.api_keys import service as api_keys
-from gpucloud.config import Settings
-from gpucloud.db import create_database
+from tests.support.api_keys import create_api_key
 from tests.support.bulk_keys import ed25519_public_line
 from tests.support.server import ServerProcess
 
 PREFIX = "/gpu-cloud/ssh-keys"
 THREADS = 8
-
-
-def new_api_key(database_url: str, owner: str) -> str:
-    async def create() -> str:
-        database = create_database(Settings(database_url=database_url))
-        try:
-            async with database.write() as conn:
-                secret, _ = await api_keys.create(conn, owner=owner)
-        finally:
-            await database.dispose()
-        return secret
-
-    return asyncio.run(create())
 
 
 @pytest.mark.slow
@@ -41,7 +25,7 @@ def test_one_idempotency_key_gets_one_answer_from_every_server_process(
     create with a new Idempotency-Key is sent by 8 threads at once to both, then every repeat
     gets the first answer (201, byte-identical body, same Location) and each Idempotency-Key
     made exactly one key."""
-    secret = new_api_key(database_url, "alice")
+    secret = create_api_key(database_url, "alice")
     servers = [
         ServerProcess(database_url, tmp_path / f"server-{n}.log", args=("--no-migrate",))
         for n in range(2)

@@ -6,7 +6,6 @@ fail-open) leaves any Redis of the machine alone.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import shutil
 import socket
@@ -20,9 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gpucloud.api_keys import service as api_keys
-from gpucloud.config import Settings
-from gpucloud.db import create_database
+from tests.support.api_keys import create_api_key
 from tests.support.server import ServerProcess, free_port
 
 REDIS_SERVER = shutil.which("redis-server")
@@ -84,19 +81,6 @@ def redis(tmp_path: Path) -> Iterator[RedisProcess]:
     process.stop()
 
 
-def new_api_key(database_url: str, owner: str) -> str:
-    async def create() -> str:
-        database = create_database(Settings(database_url=database_url))
-        try:
-            async with database.write() as conn:
-                secret, _ = await api_keys.create(conn, owner=owner)
-        finally:
-            await database.dispose()
-        return secret
-
-    return asyncio.run(create())
-
-
 def redis_failures(server: ServerProcess) -> float:
     """gpucloud_dependency_failures_total{dependency="redis"} on /metrics (0 if absent)."""
     metrics = httpx.get(f"{server.url}/metrics").text
@@ -117,7 +101,7 @@ def test_two_servers_share_one_limit_through_redis_and_serve_on_without_it(
     """If two server processes share one Redis and a key allowed 6 requests at once sends 12,
     alternating between them, then 6 are answered and the rest are 429s from both; and if Redis then stops, then both answer that key again (fail open),
     log a warning, and count the failure on /metrics."""
-    secret = new_api_key(database_url, "alice")
+    secret = create_api_key(database_url, "alice")
     env = {
         "GPUCLOUD_REDIS_URL": redis.url,
         "GPUCLOUD_RATE_LIMIT_BURST": str(LIMIT),
