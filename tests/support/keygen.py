@@ -9,6 +9,7 @@ blobs of the parser's tests, and RSA keys with the ROCA flaw, which no tool here
 from __future__ import annotations
 
 import base64
+import functools
 import math
 import secrets
 import shutil
@@ -426,3 +427,18 @@ def rsa_private_key(p: int, q: int, exponent: int = 65537) -> rsa.RSAPrivateKey:
         p, q, d, rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q), rsa.rsa_crt_iqmp(p, q), public
     )
     return numbers.private_key()
+
+
+@functools.cache
+def one_blob_of_each_type() -> tuple[tuple[str, bytes], ...]:
+    """(key type, wire blob) of one valid key of each accepted type, built by hand."""
+    numbers = rsa.generate_private_key(65537, 2048).public_key().public_numbers()
+    return (
+        ("ssh-ed25519", ed25519_blob()),
+        ("ecdsa-sha2-nistp256", ecdsa_blob(256)),
+        ("ecdsa-sha2-nistp384", ecdsa_blob(384)),
+        ("ecdsa-sha2-nistp521", ecdsa_blob(521)),
+        ("ssh-rsa", rsa_blob(numbers.e, numbers.n)),
+        ("sk-ssh-ed25519@openssh.com", sk_ed25519_blob()),
+        ("sk-ecdsa-sha2-nistp256@openssh.com", sk_ecdsa256_blob()),
+    )

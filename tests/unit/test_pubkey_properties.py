@@ -4,31 +4,16 @@ from __future__ import annotations
 
 import base64
 
-from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from gpucloud.pubkey import ParsedKey, PublicKeyError, looks_like_private_key, parse_public_key
 from tests.support.keygen import (
-    ecdsa_blob,
-    ed25519_blob,
+    one_blob_of_each_type,
     openssh_line,
-    rsa_blob,
-    sk_ecdsa256_blob,
-    sk_ed25519_blob,
 )
 
-_RSA = rsa.generate_private_key(65537, 2048).public_key().public_numbers()
-# (key type, blob) of one valid key of each accepted type.
-VALID_KEYS = [
-    ("ssh-ed25519", ed25519_blob()),
-    ("ecdsa-sha2-nistp256", ecdsa_blob(256)),
-    ("ecdsa-sha2-nistp384", ecdsa_blob(384)),
-    ("ecdsa-sha2-nistp521", ecdsa_blob(521)),
-    ("ssh-rsa", rsa_blob(_RSA.e, _RSA.n)),
-    ("sk-ssh-ed25519@openssh.com", sk_ed25519_blob()),
-    ("sk-ecdsa-sha2-nistp256@openssh.com", sk_ecdsa256_blob()),
-]
+VALID_KEYS = list(one_blob_of_each_type())
 # Pieces that lead the parser down its deeper paths when strung together at random.
 FRAGMENTS = [
     *(key_type for key_type, _ in VALID_KEYS),
