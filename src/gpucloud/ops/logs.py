@@ -16,40 +16,21 @@ _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime
 
 
 class JSONFormatter(logging.Formatter):
-    """`{"ts", "level", "logger", "msg", …fields}` on one line.
-
-    Fields come from `extra=`, or from a dict logged as the message itself (what the
-    access log does: it is the cheapest way through `logging`, once per request).
-    """
+    """`{"ts", "level", "logger", "msg", …fields passed in extra=}` on one line."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "ts": iso_timestamp(dt.datetime.fromtimestamp(record.created, dt.UTC)),
             "level": record.levelname.lower(),
             "logger": record.name,
+            "msg": record.getMessage(),
         }
-        if isinstance(record.msg, dict):
-            entry.update(record.msg)
-        else:
-            entry["msg"] = record.getMessage()
-            for key, value in record.__dict__.items():
-                if key not in _STANDARD and not key.startswith("_"):
-                    entry[key] = value
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
-
-
-class TextFormatter(logging.Formatter):
-    """`time level logger message`, with a dict message shown as key=value pairs."""
-
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        if isinstance(record.msg, dict):
-            record.message = " ".join(f"{k}={v}" for k, v in record.msg.items())
-        return super().formatMessage(record)
 
 
 class AccessLog:
@@ -94,7 +75,7 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     if fmt == "json":
         handler.setFormatter(JSONFormatter())
     else:
-        handler.setFormatter(TextFormatter())
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

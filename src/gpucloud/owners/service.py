@@ -22,12 +22,6 @@ async def get_or_create(conn: Connection, name: str) -> str:
     return owner_id
 
 
-async def find_id(conn: Connection, name: str) -> str | None:
-    """The id of the owner called `name`, or None."""
-    found: str | None = await conn.scalar(select(Owner.id).where(Owner.name == name.strip()))
-    return found
-
-
 async def lock(conn: Connection, owner_id: str) -> None:
     """Serialise this transaction with every other write to the owner's SSH keys.
 
