@@ -8,10 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from gpucloud.api_keys import service as api_keys
-from gpucloud.app import create_app
+from gpucloud.app import GpuCloudApp, create_app
 from gpucloud.config import Settings
 from tests.support import databases
 from tests.support.server import ServerProcess
@@ -70,14 +69,14 @@ def settings(database_url: str) -> Settings:
 
 
 @pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+async def app(settings: Settings) -> AsyncIterator[GpuCloudApp]:
     application = create_app(settings)
     yield application
-    await application.state.database.dispose()
+    await application.state.services.database.dispose()
 
 
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def client(app: GpuCloudApp) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client driving the app in process, with no API key set."""
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
@@ -88,11 +87,11 @@ MakeAPIKey = Callable[..., Awaitable[str]]
 
 
 @pytest.fixture
-def make_api_key(app: FastAPI) -> MakeAPIKey:
+def make_api_key(app: GpuCloudApp) -> MakeAPIKey:
     """Factory: `await make_api_key(owner="alice", expires_in=None)` returns a new secret."""
 
     async def make(owner: str = "alice", expires_in: dt.timedelta | None = None) -> str:
-        async with app.state.database.write() as conn:
+        async with app.state.services.database.write() as conn:
             secret, _ = await api_keys.create(conn, owner=owner, expires_in=expires_in)
         return secret
 

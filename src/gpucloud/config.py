@@ -50,6 +50,9 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="To receive a request's line and headers"
     )
 
+    # Answers kept per owner and version (the list, authorized_keys), in bytes per process
+    response_cache_bytes: int = Field(default=8 * 1024 * 1024, ge=0)
+
     # Operations
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|text)$")

@@ -10,6 +10,7 @@ HTTP: `gpucloud.http.errors` maps each kind to a status code, in one place.
      ├── ConflictError            it would duplicate something that exists (409)
      ├── AuthenticationError      the API key is missing, malformed, revoked or expired (403)
      │    └── UnknownAPIKeyError  a well-formed API key that matches no key (404)
+     ├── ForbiddenError           a valid API key without the scope the request needs (403)
      ├── RateLimitedError         too many requests; retry after `retry_after` s (429)
      └── UnavailableError         a dependency (the database) cannot be reached (503)
 """
@@ -57,6 +58,10 @@ class AuthenticationError(GpuCloudError):
 
 class UnknownAPIKeyError(AuthenticationError):
     """A well-formed API key that matches no stored key."""
+
+
+class ForbiddenError(GpuCloudError):
+    """The API key is valid, but not for this: it lacks the scope the request needs."""
 
 
 class RateLimitedError(GpuCloudError):

@@ -2,18 +2,50 @@
 
 `gpucloud serve` migrates, then replaces itself with `python -m gpucloud.server` (same
 process id, so supervisors and signals see no difference): the serving process never
-loads the CLI libraries or Alembic, about 20 MB it would otherwise keep
-(docs/decisions.md D23).
+loads the CLI libraries or Alembic (docs/decisions.md D23).
+
+The settings are read once, here, and handed down: to the app, and to the HTTP protocol
+(its header timeout). With `--workers N`, uvicorn starts N fresh processes that each
+build the app from the environment once (`create_app_from_env`).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+from typing import Any
 
 import uvicorn
 
+from gpucloud.app import serving_app
 from gpucloud.config import Settings
+from gpucloud.http.protocol import HeaderTimeoutProtocol
 from gpucloud.ops import logs
+
+APP_FACTORY = "gpucloud.app:create_app_from_env"
+
+
+def uvicorn_options(settings: Settings, host: str, port: int, workers: int) -> dict[str, Any]:
+    """The options gpucloud runs uvicorn with (bench/serve.py reuses them)."""
+    return {
+        "http": functools.partial(
+            HeaderTimeoutProtocol, header_timeout_s=settings.header_timeout_s
+        ),
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
+        # Slow or idle clients are cut off instead of holding a connection forever.
+        "timeout_keep_alive": 5,
+        "timeout_graceful_shutdown": 10,
+        # With --workers, the supervisor kills a worker that does not answer its health
+        # check in time; a worker still importing on a busy host must not count as hung.
+        "timeout_worker_healthcheck": 30,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,22 +57,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = Settings()
     logs.configure(settings.log_level, settings.log_format)
-    uvicorn.run(
-        "gpucloud.app:create_app_from_env",
-        factory=True,
-        http="gpucloud.http.protocol:HeaderTimeoutProtocol",
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-        # Slow or idle clients are cut off instead of holding a connection forever.
-        timeout_keep_alive=5,
-        timeout_graceful_shutdown=10,
-    )
+    options = uvicorn_options(settings, args.host, args.port, args.workers)
+    if args.workers > 1:
+        # Worker processes import the app by name and read the settings themselves.
+        uvicorn.run(APP_FACTORY, factory=True, **options)
+    else:
+        uvicorn.run(serving_app(settings), **options)
 
 
 if __name__ == "__main__":

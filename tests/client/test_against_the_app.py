@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
+from gpucloud.app import GpuCloudApp
 from gpucloud.client import (
     AsyncClient,
     AuthenticationError,
@@ -23,14 +23,14 @@ from tests.support.server import ServerProcess
 UNKNOWN_SECRET = "gck_" + "A" * 43
 
 
-def _client(app: FastAPI, api_key: str) -> AsyncClient:
+def _client(app: GpuCloudApp, api_key: str) -> AsyncClient:
     return AsyncClient(
         api_key=api_key, base_url="http://testserver", transport=httpx.ASGITransport(app=app)
     )
 
 
 @pytest.fixture
-async def api(app: FastAPI, alice: str) -> AsyncIterator[AsyncClient]:
+async def api(app: GpuCloudApp, alice: str) -> AsyncIterator[AsyncClient]:
     """alice's async client, driving the app in process."""
     async with _client(app, alice) as client:
         yield client
@@ -90,7 +90,7 @@ async def test_the_apis_refusals_become_typed_errors(api: AsyncClient) -> None:
             await api.delete_ssh_key(unknown)
 
 
-async def test_another_owners_key_is_not_found(app: FastAPI, alice: str, bob: str) -> None:
+async def test_another_owners_key_is_not_found(app: GpuCloudApp, alice: str, bob: str) -> None:
     """If bob names alice's key, then NotFoundError, exactly as for a key that never was."""
     async with _client(app, alice) as as_alice, _client(app, bob) as as_bob:
         key = await as_alice.create_ssh_key(name="laptop", public_key=ed25519_public_line())
@@ -103,7 +103,7 @@ async def test_another_owners_key_is_not_found(app: FastAPI, alice: str, bob: st
 
 @pytest.mark.parametrize(("secret", "status"), [(UNKNOWN_SECRET, 404), ("gck_short", 403)])
 async def test_a_wrong_api_key_is_an_authentication_error(
-    app: FastAPI, secret: str, status: int
+    app: GpuCloudApp, secret: str, status: int
 ) -> None:
     """If the API key is unknown (404) or malformed (403), then AuthenticationError."""
     async with _client(app, secret) as client:

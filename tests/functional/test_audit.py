@@ -11,10 +11,10 @@ import datetime as dt
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
 from sqlalchemy import select
 
 from gpucloud.api_keys import service as api_keys
+from gpucloud.app import GpuCloudApp
 from gpucloud.audit import service as audit
 from gpucloud.audit.models import AuditEvent
 from gpucloud.db import utcnow
@@ -27,20 +27,20 @@ from tests.support.keygen import hand_built_weak_key, openssh_line
 CLIENT = "127.0.0.1"
 
 
-async def events(app: FastAPI, owner: str | None = None) -> list[audit.AuditEntry]:
-    async with app.state.database.read() as conn:
+async def events(app: GpuCloudApp, owner: str | None = None) -> list[audit.AuditEntry]:
+    async with app.state.services.database.read() as conn:
         return await audit.query(conn, owner=owner)
 
 
-async def api_key_id(app: FastAPI, secret: str) -> str:
-    async with app.state.database.read() as conn:
+async def api_key_id(app: GpuCloudApp, secret: str) -> str:
+    async with app.state.services.database.read() as conn:
         return (await api_keys.find(conn, secret)).id
 
 
-async def raw_rows(app: FastAPI) -> str:
+async def raw_rows(app: GpuCloudApp) -> str:
     """Every column of every audit row, as text."""
-    async with app.state.database.read() as conn:
-        return repr((await conn.execute(select(AuditEvent.__table__))).all())
+    async with app.state.services.database.read() as conn:
+        return repr(await conn.fetch(select(AuditEvent.__table__)))
 
 
 async def send(
@@ -54,7 +54,7 @@ async def send(
 
 
 async def test_each_change_is_recorded_with_who_what_and_where(
-    client: httpx.AsyncClient, app: FastAPI, alice: str
+    client: httpx.AsyncClient, app: GpuCloudApp, alice: str
 ) -> None:
     """If an owner creates two keys, renames one, makes it default and deletes it, then the
     log holds those five changes and the promotion of the other key, each with the time,
@@ -92,7 +92,7 @@ async def test_each_change_is_recorded_with_who_what_and_where(
 
 
 async def test_a_generated_request_id_is_the_one_returned_to_the_client(
-    client: httpx.AsyncClient, app: FastAPI, alice: str
+    client: httpx.AsyncClient, app: GpuCloudApp, alice: str
 ) -> None:
     """If a create carries no X-Request-ID, then its event holds the id that the response's
     X-Request-ID header gave the client."""
@@ -104,7 +104,7 @@ async def test_a_generated_request_id_is_the_one_returned_to_the_client(
 
 
 async def test_refused_and_unchanged_requests_record_nothing(
-    client: httpx.AsyncClient, app: FastAPI, alice: str
+    client: httpx.AsyncClient, app: GpuCloudApp, alice: str
 ) -> None:
     """If requests are refused (400, 404, 409) or change nothing (makedefault of the default,
     a rename to the same name), then no event is added."""
@@ -129,7 +129,7 @@ async def test_refused_and_unchanged_requests_record_nothing(
 
 
 async def test_events_outlive_the_key_they_describe(
-    client: httpx.AsyncClient, app: FastAPI, alice: str
+    client: httpx.AsyncClient, app: GpuCloudApp, alice: str
 ) -> None:
     """If a key is deleted, then its create and delete events remain, with its id, name and
     fingerprint."""
@@ -149,12 +149,12 @@ async def test_events_outlive_the_key_they_describe(
 
 
 async def test_api_key_creation_and_revocation_are_recorded_without_the_secret(
-    app: FastAPI, make_api_key: MakeAPIKey
+    app: GpuCloudApp, make_api_key: MakeAPIKey
 ) -> None:
     """If an API key is created and revoked, then both are recorded with the key's id, and no
     audit row holds the secret or any part of it beyond the displayed prefix."""
     secret = await make_api_key("carol", expires_in=dt.timedelta(days=90))
-    async with app.state.database.write() as conn:
+    async with app.state.services.database.write() as conn:
         revoked = await api_keys.revoke(conn, secret)
     logged = [(e.action, e.api_key_id, e.client) for e in await events(app, "carol")]
     assert logged == [
@@ -168,7 +168,7 @@ async def test_api_key_creation_and_revocation_are_recorded_without_the_secret(
 
 
 async def test_each_owner_reads_only_its_own_events(
-    client: httpx.AsyncClient, app: FastAPI, alice: str, bob: str
+    client: httpx.AsyncClient, app: GpuCloudApp, alice: str, bob: str
 ) -> None:
     """If alice and bob each create a key, then alice's events name only alice's key and bob's
     only bob's."""

@@ -11,10 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import select
 
 from gpucloud.api_keys import service as api_keys
+from gpucloud.app import GpuCloudApp
 from gpucloud.models import metadata
 from tests.functional.helpers import (
     INVALID_API_KEY,
@@ -138,14 +138,14 @@ async def test_a_well_formed_unknown_api_key_is_a_404_on_every_endpoint(
 
 async def test_a_revoked_api_key_is_a_403_on_every_endpoint_at_once(
     client: httpx.AsyncClient,
-    app: FastAPI,
+    app: GpuCloudApp,
     situation: Situation,
     make_api_key: MakeAPIKey,
     subtests: pytest.Subtests,
 ) -> None:
     """If an API key that just worked is revoked, then its very next request on any endpoint is a 403."""
     assert await list_keys(client, situation.alice) == situation.keys
-    async with app.state.database.write() as conn:
+    async with app.state.services.database.write() as conn:
         await api_keys.revoke(conn, situation.alice)
     for endpoint in ENDPOINTS:
         with subtests.test(endpoint.label):
@@ -347,14 +347,14 @@ async def test_the_secret_never_appears_in_a_response_a_log_or_a_metric(
 
 
 async def test_the_database_never_stores_the_secret(
-    client: httpx.AsyncClient, app: FastAPI, situation: Situation
+    client: httpx.AsyncClient, app: GpuCloudApp, situation: Situation
 ) -> None:
     """If an API key is created and used, then no stored row of any table contains its secret."""
     secret_part = situation.alice[4:]
     dumped: list[str] = []
-    async with app.state.database.read() as conn:
+    async with app.state.services.database.read() as conn:
         for table in metadata.sorted_tables:
-            rows = (await conn.execute(select(table))).all()
+            rows = await conn.fetch(select(table))
             dumped.extend(repr(tuple(row)) for row in rows)
             for row in rows:
                 for value in row:

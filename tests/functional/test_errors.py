@@ -7,7 +7,12 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.staticfiles import StaticFiles
 
+from gpucloud.console import routes as console_routes
+from gpucloud.db import PostgresDatabase, SQLiteDatabase
+from gpucloud.ops import routes as ops_routes
+from gpucloud.ops.metrics import Metrics
 from gpucloud.ssh_keys import service
 from tests.functional.helpers import (
     PREFIX,
@@ -171,16 +176,49 @@ async def test_an_unknown_well_formed_id_is_a_404_ssh_key_not_found(
     assert await list_keys(client, alice) == [laptop]
 
 
-async def test_an_unexpected_failure_is_a_500_in_the_error_shape_without_internals(
-    client: httpx.AsyncClient, alice: str, monkeypatch: pytest.MonkeyPatch
+def _raise(*_args: object, **_kwargs: object) -> Any:
+    raise RuntimeError("internal detail /srv/gpucloud/service.py line 42")
+
+
+async def _raise_async(*_args: object, **_kwargs: object) -> Any:
+    _raise()
+
+
+# One route of each kind, and what to break so that it raises.
+_BROKEN_ROUTES = [
+    ("an SSH-key route", "GET", PREFIX, service, "owner_keys", _raise_async),
+    ("readiness", "GET", "/readyz", SQLiteDatabase, "ping", _raise_async),
+    ("metrics", "GET", "/metrics", Metrics, "render", _raise),
+    ("the API docs", "GET", "/docs", ops_routes, "FileResponse", _raise),
+    ("the console", "GET", "/console", console_routes, "FileResponse", _raise),
+    (
+        "static files",
+        "GET",
+        "/console/static/console.js",
+        StaticFiles,
+        "get_response",
+        _raise_async,
+    ),
+]
+
+
+async def test_a_failure_in_any_kind_of_route_is_a_500_in_the_error_shape_without_internals(
+    client: httpx.AsyncClient,
+    alice: str,
+    backend: str,
+    monkeypatch: pytest.MonkeyPatch,
+    subtests: pytest.Subtests,
 ) -> None:
-    """If a bug raises inside a request, then the answer is a 500 in the error shape, with no internals."""
-
-    async def broken(*_args: object, **_kwargs: object) -> None:
-        raise RuntimeError("internal detail /srv/gpucloud/service.py line 42")
-
-    monkeypatch.setattr(service, "list_keys", broken)
-    response = await client.get(PREFIX, headers=auth(alice))
-    body = assert_error(response, 500)
-    for internal in ("RuntimeError", "internal detail", "service.py", "Traceback"):
-        assert internal not in response.text, body
+    """If a bug raises inside any kind of route (API, operations, docs, console, static
+    files), then the answer is a 500 in the error shape with a request id, and no internals."""
+    for label, method, path, owner, attribute, broken in _BROKEN_ROUTES:
+        if owner is SQLiteDatabase and backend != "sqlite":
+            owner = PostgresDatabase
+        with subtests.test(label), monkeypatch.context() as patch:
+            patch.setattr(owner, attribute, broken)
+            response = await client.request(method, path, headers=auth(alice))
+            body = assert_error(response, 500)
+            assert body["path"] == path
+            assert response.headers.get("x-request-id")
+            for internal in ("RuntimeError", "internal detail", "service.py", "Traceback"):
+                assert internal not in response.text, body

@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import update
 
+from gpucloud.app import GpuCloudApp
 from gpucloud.db import utcnow
 from gpucloud.idempotency.models import IdempotencyKey
 from tests.functional.helpers import PREFIX, assert_error, auth, list_keys
@@ -38,10 +38,10 @@ def new_body(name: str = "laptop") -> dict[str, Any]:
     return {"name": name, "publicKey": ed25519_public_line(f"{name}@host")}
 
 
-async def age_stored_answers(app: FastAPI, age: dt.timedelta) -> None:
+async def age_stored_answers(app: GpuCloudApp, age: dt.timedelta) -> None:
     """Make every stored answer look `age` old."""
-    async with app.state.database.write() as conn:
-        await conn.execute(update(IdempotencyKey).values(created_at=utcnow() - age))
+    async with app.state.services.database.write() as conn:
+        await conn.run(update(IdempotencyKey).values(created_at=utcnow() - age))
 
 
 async def test_a_repeat_gets_the_first_answer_and_creates_nothing(
@@ -158,7 +158,7 @@ async def test_idempotency_keys_belong_to_their_owner(
 
 
 async def test_an_answer_under_24_hours_old_is_replayed(
-    client: httpx.AsyncClient, app: FastAPI, alice: str
+    client: httpx.AsyncClient, app: GpuCloudApp, alice: str
 ) -> None:
     """If the first answer is 23 h 59 min old, then a repeat still gets it."""
     body = new_body()
@@ -169,7 +169,7 @@ async def test_an_answer_under_24_hours_old_is_replayed(
 
 
 async def test_an_answer_over_24_hours_old_is_not_replayed(
-    client: httpx.AsyncClient, app: FastAPI, alice: str
+    client: httpx.AsyncClient, app: GpuCloudApp, alice: str
 ) -> None:
     """If the first answer is 24 h 1 min old, then a repeat is a new request: the key exists,
     so it is the duplicate 409, not the old 201."""

@@ -17,9 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from gpucloud.app import create_app
+from gpucloud.app import GpuCloudApp, create_app
 from gpucloud.config import Settings
 from tests.conftest import MakeAPIKey
 from tests.functional.helpers import PREFIX, UNKNOWN_SECRET, assert_error, auth
@@ -30,17 +29,17 @@ ELSEWHERE = "198.51.100.7"
 
 
 @asynccontextmanager
-async def limited_app(database_url: str, **limits: Any) -> AsyncIterator[FastAPI]:
+async def limited_app(database_url: str, **limits: Any) -> AsyncIterator[GpuCloudApp]:
     """The app on this database with these rate-limit settings, disposed of afterwards."""
     app = create_app(Settings(database_url=database_url, log_format="text", **limits))
     try:
         yield app
     finally:
-        await app.state.database.dispose()
+        await app.state.services.database.dispose()
 
 
 @asynccontextmanager
-async def client_from(app: FastAPI, address: str = HOME) -> AsyncIterator[httpx.AsyncClient]:
+async def client_from(app: GpuCloudApp, address: str = HOME) -> AsyncIterator[httpx.AsyncClient]:
     """A client of `app` whose requests come from `address`."""
     transport = httpx.ASGITransport(app=app, client=(address, 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

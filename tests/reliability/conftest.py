@@ -15,10 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from sqlalchemy import text
+from sqlalchemy import select
 
+from gpucloud.audit.models import AuditEvent
 from gpucloud.db import normalize_url, sqlite_path
+from gpucloud.idempotency.models import IdempotencyKey
+from gpucloud.owners.models import Owner
 from gpucloud.pubkey import parse_public_key
+from gpucloud.ssh_keys.models import SSHKey
 from tests.support.api_keys import open_database
 from tests.support.bulk_keys import ed25519_public_line
 from tests.support.server import ServerProcess
@@ -274,26 +278,33 @@ def check_stored_state(database_url: str) -> StoredState:
 
 async def _check(database_url: str, integrity: str | None) -> StoredState:
     async with open_database(database_url) as database, database.read() as conn:
-        keys = (
-            await conn.execute(
-                text(
-                    "SELECT k.id, k.owner_id, k.name, k.public_key, k.key_type, k.key_bits,"
-                    " k.fingerprint_sha256, k.fingerprint_md5, k.is_default, o.id AS known"
-                    " FROM ssh_keys k LEFT JOIN owners o ON o.id = k.owner_id"
-                )
+        keys = await conn.fetch(
+            select(
+                SSHKey.id,
+                SSHKey.owner_id,
+                SSHKey.name,
+                SSHKey.public_key,
+                SSHKey.key_type,
+                SSHKey.key_bits,
+                SSHKey.fingerprint_sha256,
+                SSHKey.fingerprint_md5,
+                SSHKey.is_default,
+                Owner.id.label("known"),
+            ).outerjoin(Owner, Owner.id == SSHKey.owner_id)
+        )
+        creates = await conn.fetch(
+            select(AuditEvent.ssh_key_id, AuditEvent.owner_id, AuditEvent.fingerprint).where(
+                AuditEvent.action == "ssh_key.create"
             )
-        ).all()
-        creates = (
-            await conn.execute(
-                text(
-                    "SELECT ssh_key_id, owner_id, fingerprint FROM audit_events"
-                    " WHERE action = 'ssh_key.create'"
-                )
+        )
+        remembered = await conn.fetch(
+            select(
+                IdempotencyKey.owner_id,
+                IdempotencyKey.key,
+                IdempotencyKey.status,
+                IdempotencyKey.location,
             )
-        ).all()
-        remembered = (
-            await conn.execute(text("SELECT owner_id, key, status, location FROM idempotency_keys"))
-        ).all()
+        )
 
     problems = []
     by_id = {(k.owner_id, k.id): k for k in keys}

@@ -48,7 +48,7 @@ class ServerProcess:
         self.args = args
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 20.0) -> ServerProcess:
+    def start(self, timeout: float = 60.0) -> ServerProcess:
         with self.log_path.open("ab") as log:  # the child keeps its own copy of the fd
             self.process = subprocess.Popen(
                 [GPUCLOUD, "serve", "--port", str(self.port), *self.args],

@@ -14,10 +14,10 @@ import time
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
 from sqlalchemy import update
 
 from gpucloud.api_keys import service as api_keys
+from gpucloud.app import GpuCloudApp
 from gpucloud.audit.models import AuditEvent
 from gpucloud.db import utcnow
 from tests.conftest import MakeAPIKey
@@ -117,15 +117,15 @@ async def test_audit_prints_every_change_as_json_and_as_a_table(
 
 
 async def test_since_takes_a_duration_or_a_date(
-    run_cli: RunCLI, client: httpx.AsyncClient, app: FastAPI, make_api_key: MakeAPIKey
+    run_cli: RunCLI, client: httpx.AsyncClient, app: GpuCloudApp, make_api_key: MakeAPIKey
 ) -> None:
     """If one key was created three days ago and another now, then `--since 1d` and `--since`
     the date of two days ago print only the recent one."""
     alice = await make_api_key("alice")
     body = {"name": "old", "publicKey": ed25519_public_line()}
     old = (await call(client, "POST", PREFIX, alice, json=body)).json()
-    async with app.state.database.write() as conn:
-        await conn.execute(update(AuditEvent).values(at=utcnow() - dt.timedelta(days=3)))
+    async with app.state.services.database.write() as conn:
+        await conn.run(update(AuditEvent).values(at=utcnow() - dt.timedelta(days=3)))
     body = {"name": "new", "publicKey": ed25519_public_line()}
     new = (await call(client, "POST", PREFIX, alice, json=body)).json()
     assert {e["sshKeyId"] for e in audit_json(run_cli)} == {None, old["_id"], new["_id"]}
@@ -199,12 +199,12 @@ async def test_rotate_with_grace_lets_the_old_key_work_until_the_grace_ends(
 
 
 async def test_rotating_a_revoked_key_fails_and_prints_no_secret(
-    run_cli: RunCLI, app: FastAPI, make_api_key: MakeAPIKey
+    run_cli: RunCLI, app: GpuCloudApp, make_api_key: MakeAPIKey
 ) -> None:
     """If a revoked key is rotated, then the command exits 1 with a message that says so and
     stdout holds no secret."""
     secret = await make_api_key("alice")
-    async with app.state.database.write() as conn:
+    async with app.state.services.database.write() as conn:
         await api_keys.revoke(conn, secret)
     result = run_cli("api-keys", "rotate", secret, check=False)
     assert result.returncode == 1, result

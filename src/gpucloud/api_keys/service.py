@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, replace
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import LargeBinary, String, bindparam, insert, or_, select, update
 
@@ -16,7 +16,7 @@ from gpucloud.api_keys import secrets
 from gpucloud.api_keys.models import APIKey
 from gpucloud.audit import service as audit
 from gpucloud.audit.service import Actor
-from gpucloud.db import Connection, Prepared, new_id, utcnow
+from gpucloud.db import Statement, Unit, new_id, utcnow
 from gpucloud.errors import (
     AuthenticationError,
     InvalidInputError,
@@ -31,14 +31,22 @@ NOT_FOUND = "API key not found"
 
 
 class Principal(NamedTuple):  # built on every request: a tuple is cheapest
-    """Who a request acts for: the owner, and the API key that proved it."""
+    """Who a request acts for: the owner (and its version), and the API key that proved it."""
 
     owner_id: str
+    owner_version: int
     api_key_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class APIKeyInfo:
+class Reader(Protocol):
+    """A database or a unit: anything that runs a statement and returns its records."""
+
+    async def fetch(
+        self, statement: Statement[Any], values: Mapping[str, Any] | None = None
+    ) -> list[Any]: ...
+
+
+class APIKeyInfo(NamedTuple):
     """What an operator may see of an API key: everything but the secret."""
 
     id: str
@@ -75,7 +83,7 @@ def parse_duration(text: str) -> dt.timedelta:
 
 
 async def create(
-    conn: Connection,
+    unit: Unit,
     *,
     owner: str,
     expires_in: dt.timedelta | None = None,
@@ -85,7 +93,7 @@ async def create(
 
     `client` is what the audit log records as the origin.
     """
-    owner_id = await owners.get_or_create(conn, owner)
+    owner_id = await owners.get_or_create(unit, owner)
     secret = secrets.generate()
     now = utcnow()
     info = APIKeyInfo(
@@ -98,27 +106,49 @@ async def create(
         last_used_at=None,
         revoked_at=None,
     )
-    await conn.execute(
-        insert(APIKey).values(
-            id=info.id,
-            owner_id=owner_id,
-            secret_digest=secrets.digest(secret),
-            prefix=info.prefix,
-            created_at=info.created_at,
-            expires_at=info.expires_at,
-        )
+    await unit.run(
+        _INSERT,
+        {
+            "id": info.id,
+            "owner_id": owner_id,
+            "secret_digest": secrets.digest(secret),
+            "prefix": info.prefix,
+            "created_at": info.created_at,
+            "expires_at": info.expires_at,
+        },
     )
-    await _audit(conn, info, "api_key.create", client=client)
+    await _audit(unit, info, "api_key.create", client=client)
     return secret, info
 
 
-# Built once: authentication runs on every request.
-_AUTH_QUERY = Prepared(
+_INSERT = Statement(insert(APIKey))
+
+
+class _Credential(NamedTuple):
+    api_key_id: str
+    owner_id: str
+    owner_version: int
+    expires_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+
+
+# Authentication runs on every request: one indexed statement finds the key and reads
+# its owner's version, which validates the owner's cached answers (gpucloud.http.cache).
+_AUTHENTICATE = Statement(
     select(
-        APIKey.id, APIKey.owner_id, APIKey.expires_at, APIKey.revoked_at, APIKey.last_used_at
-    ).where(APIKey.secret_digest == bindparam("digest", type_=LargeBinary))
+        APIKey.id.label("api_key_id"),
+        APIKey.owner_id,
+        Owner.version.label("owner_version"),
+        APIKey.expires_at,
+        APIKey.revoked_at,
+        APIKey.last_used_at,
+    )
+    .join(Owner, Owner.id == APIKey.owner_id)
+    .where(APIKey.secret_digest == bindparam("digest", type_=LargeBinary)),
+    _Credential,
 )
-_RECORD_USE = Prepared(
+_RECORD_USE = Statement(
     update(APIKey)
     .where(APIKey.id == bindparam("b_api_key_id", type_=String))
     .where(or_(APIKey.last_used_at.is_(None), APIKey.last_used_at < bindparam("minute")))
@@ -127,7 +157,7 @@ _RECORD_USE = Prepared(
 
 
 async def authenticate(
-    conn: Connection, presented: str | None, *, now: dt.datetime | None = None
+    reader: Reader, presented: str | None, *, now: dt.datetime | None = None
 ) -> tuple[Principal, bool]:
     """The principal of an `x-api-key` value, and whether its last-used minute is stale.
 
@@ -136,22 +166,24 @@ async def authenticate(
     """
     if not presented or not secrets.is_well_formed(presented):
         raise AuthenticationError(INVALID)
-    rows = await conn.fetch(_AUTH_QUERY, {"digest": secrets.digest(presented)})
+    rows: list[_Credential] = await reader.fetch(
+        _AUTHENTICATE, {"digest": secrets.digest(presented)}
+    )
     if not rows:
         raise UnknownAPIKeyError(NOT_FOUND)
-    key_id, owner_id, expires_at, revoked_at, last_used_at = rows[0]
+    found = rows[0]
     now = now or utcnow()
-    if revoked_at is not None or (expires_at is not None and expires_at <= now):
+    if found.revoked_at is not None or (found.expires_at is not None and found.expires_at <= now):
         raise AuthenticationError(INVALID)
     minute = now.replace(second=0, microsecond=0)
-    stale = last_used_at is None or last_used_at < minute
-    return Principal(owner_id=owner_id, api_key_id=key_id), stale
+    stale = found.last_used_at is None or found.last_used_at < minute
+    return Principal(found.owner_id, found.owner_version, found.api_key_id), stale
 
 
-async def record_use(conn: Connection, api_key_id: str, *, now: dt.datetime) -> None:
+async def record_use(unit: Unit, api_key_id: str, *, now: dt.datetime) -> None:
     """Set last-used to the current minute, at most one write per key and minute."""
     minute = now.replace(second=0, microsecond=0)
-    await conn.run(_RECORD_USE, {"b_api_key_id": api_key_id, "minute": minute})
+    await unit.run(_RECORD_USE, {"b_api_key_id": api_key_id, "minute": minute})
 
 
 _INFO_QUERY = select(
@@ -166,43 +198,51 @@ _INFO_QUERY = select(
 ).join(Owner, Owner.id == APIKey.owner_id)
 
 
-async def list_keys(conn: Connection, *, owner: str | None = None) -> list[APIKeyInfo]:
+async def list_keys(unit: Unit, *, owner: str | None = None) -> list[APIKeyInfo]:
     """Every API key (or only `owner`'s), oldest first."""
     query = _INFO_QUERY.order_by(APIKey.created_at, APIKey.id)
     if owner is not None:
         query = query.where(Owner.name == owner.strip())
-    return [APIKeyInfo(**row._mapping) for row in await conn.execute(query)]
+    return await unit.fetch(Statement(query, APIKeyInfo))
 
 
-async def find(conn: Connection, key: str) -> APIKeyInfo:
+async def find(unit: Unit, key: str) -> APIKeyInfo:
     """The key whose id (from `list`) or secret is `key`; raises NotFoundError."""
     key = key.strip()
     if secrets.is_well_formed(key):
         condition = APIKey.secret_digest == secrets.digest(key)
     else:
         condition = APIKey.id == key
-    row = (await conn.execute(_INFO_QUERY.where(condition))).first()
-    if row is None:
+    found = await unit.fetch_one(Statement(_INFO_QUERY.where(condition), APIKeyInfo))
+    if found is None:
         raise NotFoundError("No API key has that id or secret; see `gpucloud api-keys list`")
-    return APIKeyInfo(**row._mapping)
+    return found
 
 
-async def revoke(conn: Connection, key: str, *, client: str = "cli") -> APIKeyInfo:
+async def revoke(unit: Unit, key: str, *, client: str = "cli") -> APIKeyInfo:
     """Revoke the key whose id or secret is `key`, at once; revoking twice is a no-op.
 
     Raises NotFoundError when no key matches.
     """
-    info = await find(conn, key)
+    info = await find(unit, key)
     if info.revoked_at is not None:
         return info
     now = utcnow()
-    await conn.execute(update(APIKey).where(APIKey.id == info.id).values(revoked_at=now))
-    await _audit(conn, info, "api_key.revoke", client=client)
-    return replace(info, revoked_at=now)
+    await unit.run(_REVOKE, {"b_id": info.id, "at": now})
+    await _audit(unit, info, "api_key.revoke", client=client)
+    return info._replace(revoked_at=now)
+
+
+_REVOKE = Statement(
+    update(APIKey).where(APIKey.id == bindparam("b_id")).values(revoked_at=bindparam("at"))
+)
+_EXPIRE = Statement(
+    update(APIKey).where(APIKey.id == bindparam("b_id")).values(expires_at=bindparam("at"))
+)
 
 
 async def rotate(
-    conn: Connection,
+    unit: Unit,
     key: str,
     *,
     grace: dt.timedelta | None = None,
@@ -214,27 +254,27 @@ async def rotate(
     The old key is revoked at once, or, with `grace`, expires after it (so that clients
     can switch over). Raises NotFoundError, or InvalidInputError for a revoked key.
     """
-    old = await find(conn, key)
+    old = await find(unit, key)
     now = utcnow()
     if old.state(now) != "active":
         raise InvalidInputError(
             f"API key {old.id} is {old.state(now)}; create a new one with "
             "`gpucloud api-keys create` instead"
         )
-    secret, new = await create(conn, owner=old.owner, expires_in=expires_in, client=client)
+    secret, new = await create(unit, owner=old.owner, expires_in=expires_in, client=client)
     if grace:
         ends = now + grace
         if old.expires_at is None or old.expires_at > ends:
-            await conn.execute(update(APIKey).where(APIKey.id == old.id).values(expires_at=ends))
-            old = replace(old, expires_at=ends)
-        await _audit(conn, old, "api_key.rotate", client=client)
+            await unit.run(_EXPIRE, {"b_id": old.id, "at": ends})
+            old = old._replace(expires_at=ends)
+        await _audit(unit, old, "api_key.rotate", client=client)
     else:
-        await conn.execute(update(APIKey).where(APIKey.id == old.id).values(revoked_at=now))
-        old = replace(old, revoked_at=now)
-        await _audit(conn, old, "api_key.revoke", client=client)
+        await unit.run(_REVOKE, {"b_id": old.id, "at": now})
+        old = old._replace(revoked_at=now)
+        await _audit(unit, old, "api_key.revoke", client=client)
     return secret, new, old
 
 
-async def _audit(conn: Connection, info: APIKeyInfo, action: str, *, client: str) -> None:
+async def _audit(unit: Unit, info: APIKeyInfo, action: str, *, client: str) -> None:
     actor = Actor(owner_id=info.owner_id, api_key_id=None, client=client)
-    await audit.record(conn, actor, action, api_key_id=info.id)
+    await audit.record(unit, actor, action, api_key_id=info.id)

@@ -9,13 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import secrets
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from sqlalchemy import insert, select
 
 from gpucloud.audit.models import AuditEvent
-from gpucloud.db import Connection, Prepared, utcnow
+from gpucloud.db import Statement, Unit, utcnow
 from gpucloud.owners.models import Owner
 
 
@@ -23,17 +22,18 @@ class Actor(NamedTuple):  # built on every request: a tuple is cheapest
     """Who is acting, as the audit log records it.
 
     `api_key_id` is None for the operator's CLI; `client` is the peer address of an HTTP
-    request, or "cli".
+    request, or "cli". `owner_version` is the owner's version (gpucloud.owners.models)
+    as authentication read it.
     """
 
     owner_id: str
     api_key_id: str | None
     request_id: str | None = None
     client: str | None = None
+    owner_version: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
+class AuditEntry(NamedTuple):
     """An event as `gpucloud audit` shows it."""
 
     id: str
@@ -48,7 +48,7 @@ class AuditEntry:
     client: str | None
 
 
-_INSERT = Prepared(insert(AuditEvent))
+_INSERT = Statement(insert(AuditEvent))
 _sequence = itertools.count()
 
 
@@ -68,7 +68,7 @@ def _event_id(at: dt.datetime) -> str:
 
 
 async def record(
-    conn: Connection,
+    unit: Unit,
     actor: Actor,
     action: str,
     *,
@@ -81,7 +81,7 @@ async def record(
     """Append one event. `api_key_id` overrides the actor's (for API-key events, the key
     acted upon)."""
     at = at or utcnow()
-    await conn.run(
+    await unit.run(
         _INSERT,
         {
             "id": _event_id(at),
@@ -99,7 +99,7 @@ async def record(
 
 
 async def query(
-    conn: Connection,
+    unit: Unit,
     *,
     owner: str | None = None,
     since: dt.datetime | None = None,
@@ -127,4 +127,4 @@ async def query(
         statement = statement.where(Owner.name == owner.strip())
     if since is not None:
         statement = statement.where(AuditEvent.at >= since)
-    return [AuditEntry(**row._mapping) for row in await conn.execute(statement)]
+    return await unit.fetch(Statement(statement, AuditEntry))

@@ -22,7 +22,7 @@ from gpucloud.wire import iso_timestamp
 if TYPE_CHECKING:
     from gpucloud.api_keys.service import APIKeyInfo
     from gpucloud.audit.service import AuditEntry
-    from gpucloud.db import Connection
+    from gpucloud.db import Unit
 
 T = TypeVar("T")
 
@@ -31,7 +31,7 @@ api_keys_app = typer.Typer(help="Create, list, rotate and revoke API keys.", no_
 audit_app = typer.Typer(help="Read the audit log.")
 
 
-def _run(work: Callable[[Connection], Awaitable[T]], *, write: bool) -> T:
+def _run(work: Callable[[Unit], Awaitable[T]], *, write: bool) -> T:
     """Run `work` in one transaction on the configured database, migrating SQLite first."""
     from gpucloud import db, migrate
     from gpucloud.config import Settings
@@ -48,8 +48,8 @@ def _run(work: Callable[[Connection], Awaitable[T]], *, write: bool) -> T:
         database = db.create_database(settings)
         try:
             unit = database.write() if write else database.read()
-            async with unit as conn:
-                return await work(conn)
+            async with unit as opened:
+                return await work(opened)
         finally:
             await database.dispose()
 
@@ -107,13 +107,13 @@ def create(
 
     lifetime = _duration(expires_in, "--expires-in")
 
-    async def work(conn: Connection) -> tuple[str, APIKeyInfo] | None:
+    async def work(unit: Unit) -> tuple[str, APIKeyInfo] | None:
         if if_none:
             now = utcnow()
-            existing = await api_keys.list_keys(conn, owner=owner)
+            existing = await api_keys.list_keys(unit, owner=owner)
             if any(info.state(now) == "active" for info in existing):
                 return None
-        return await api_keys.create(conn, owner=owner, expires_in=lifetime)
+        return await api_keys.create(unit, owner=owner, expires_in=lifetime)
 
     created = _run(work, write=True)
     if created is None:
@@ -141,8 +141,8 @@ def list_(
     from gpucloud.api_keys import service as api_keys
     from gpucloud.db import utcnow
 
-    async def work(conn: Connection) -> list[APIKeyInfo]:
-        return await api_keys.list_keys(conn, owner=owner)
+    async def work(unit: Unit) -> list[APIKeyInfo]:
+        return await api_keys.list_keys(unit, owner=owner)
 
     keys = _run(work, write=False)
     now = utcnow()
@@ -176,8 +176,8 @@ def revoke(
     """
     from gpucloud.api_keys import service as api_keys
 
-    async def work(conn: Connection) -> APIKeyInfo:
-        return await api_keys.revoke(conn, key)
+    async def work(unit: Unit) -> APIKeyInfo:
+        return await api_keys.revoke(unit, key)
 
     info = _run(work, write=True)
     stderr.print(f"Revoked API key {info.id} ({info.prefix}…) of owner {info.owner!r}.")
@@ -200,8 +200,8 @@ def rotate(
     grace_period = _duration(grace, "--grace")
     lifetime = _duration(expires_in, "--expires-in")
 
-    async def work(conn: Connection) -> tuple[str, APIKeyInfo, APIKeyInfo]:
-        return await api_keys.rotate(conn, key, grace=grace_period, expires_in=lifetime)
+    async def work(unit: Unit) -> tuple[str, APIKeyInfo, APIKeyInfo]:
+        return await api_keys.rotate(unit, key, grace=grace_period, expires_in=lifetime)
 
     secret, new, old = _run(work, write=True)
     ending = (
@@ -234,8 +234,8 @@ def audit(
 
     start = _since(since, utcnow())
 
-    async def work(conn: Connection) -> list[AuditEntry]:
-        return await audit_service.query(conn, owner=owner, since=start, limit=limit)
+    async def work(unit: Unit) -> list[AuditEntry]:
+        return await audit_service.query(unit, owner=owner, since=start, limit=limit)
 
     entries = _run(work, write=False)
     if output == "json":

@@ -9,18 +9,27 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fastapi import APIRouter
+from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.staticfiles import PathLike, StaticFiles
 from starlette.types import Scope
 
+from gpucloud.http.routing import Routes, Success
+
 _STATIC = Path(__file__).parent / "static"
 
-router = APIRouter(include_in_schema=False)
+routes = Routes(tags=("Console",))
 
 
-@router.get("/console", include_in_schema=False)
-async def console() -> Response:
+@routes.get(
+    "/console",
+    operation_id="console",
+    summary="The web console",
+    success=Success(200, "The console's page"),
+    uses_database=False,
+    in_schema=False,
+)
+async def console(request: Request) -> Response:
     return FileResponse(_STATIC / "index.html", media_type="text/html")
 
 

@@ -1,38 +1,34 @@
-"""The database: SQLite or PostgreSQL, and the unit of work services run in.
+"""The database: SQLite or PostgreSQL, one way to run statements on both, and units of work.
 
-Services write SQLAlchemy Core statements against a `Connection`; the hottest ones are
-`Prepared` (compiled once, run on SQLite's driver directly). Modules:
-`schema` (base, timestamps, ids), `urls`, `prepared`, `connection`, `databases`.
+Modules: `schema` (base, timestamps, ids), `urls`, `statements` (a Core statement
+compiled once per database, records built by name), `databases` (the units of work).
 """
 
-from gpucloud.db.connection import Connection, InlineSQLiteConnection, PostgresConnection
 from gpucloud.db.databases import (
-    INTEGRITY_ERRORS,
     Database,
+    IntegrityError,
     PostgresDatabase,
     SQLiteDatabase,
+    Unit,
     create_database,
-    is_outage,
 )
-from gpucloud.db.prepared import Prepared
 from gpucloud.db.schema import NAMING_CONVENTION, Base, UTCDateTime, new_id, utcnow
+from gpucloud.db.statements import Statement, StatementError
 from gpucloud.db.urls import describe, normalize_url, sqlite_path
 
 __all__ = [
-    "INTEGRITY_ERRORS",
     "NAMING_CONVENTION",
     "Base",
-    "Connection",
     "Database",
-    "InlineSQLiteConnection",
-    "PostgresConnection",
+    "IntegrityError",
     "PostgresDatabase",
-    "Prepared",
     "SQLiteDatabase",
+    "Statement",
+    "StatementError",
     "UTCDateTime",
+    "Unit",
     "create_database",
     "describe",
-    "is_outage",
     "new_id",
     "normalize_url",
     "sqlite_path",

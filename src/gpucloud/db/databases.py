@@ -1,8 +1,18 @@
-"""The unit of work on SQLite and on PostgreSQL.
+"""The database — SQLite or PostgreSQL — and the units of work that services run in.
 
-The request owns the transaction: a route opens `database.read()` or
-`database.write()`, hands the connection to a service, and the context manager commits
-when the block ends without error. Services never commit.
+The request owns the transaction: a route (or CLI command) opens a unit, hands it to a
+service, and the unit commits when the block ends without error. Services never commit.
+
+- `database.fetch(statement, values)`: one statement on its own (one statement is
+  always one consistent snapshot), for the hottest reads such as authentication.
+- `async with database.read() as unit`: several reads in one snapshot, on both
+  databases (a read transaction on SQLite; REPEATABLE READ, READ ONLY on PostgreSQL).
+- `async with database.write() as unit`: one transaction, committed when the block ends
+  cleanly, before the request is answered.
+
+A unit runs `Statement`s (gpucloud.db.statements) on the driver — sqlite3 or asyncpg —
+in the same way on both: compile for the dialect, convert the parameters, call the
+driver, build records by name. The two units below differ only in that driver call.
 """
 
 from __future__ import annotations
@@ -10,37 +20,137 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from sqlalchemy import URL, event, text
-from sqlalchemy import create_engine as sa_create_engine
-from sqlalchemy.engine import Connection as SyncConnection
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.pool import NullPool
+from sqlalchemy import URL
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.base import Executable
 
 from gpucloud.config import Settings
-from gpucloud.db.connection import Connection, InlineSQLiteConnection, PostgresConnection
+from gpucloud.db.statements import Statement, compile_all
 from gpucloud.db.urls import normalize_url, sqlite_path
 from gpucloud.errors import UnavailableError
 
-# A unique index refused a write: SQLAlchemy's on PostgreSQL, sqlite3's on the fast path.
-INTEGRITY_ERRORS = (IntegrityError, sqlite3.IntegrityError)
+if TYPE_CHECKING:  # asyncpg is loaded only for PostgreSQL
+    import asyncpg
+
+R = TypeVar("R")
+Values = Mapping[str, Any] | None
+
+
+class IntegrityError(Exception):
+    """A constraint of the database refused a write (a unique index, a foreign key)."""
+
+
+class Unit:
+    """A connection inside a unit of work: runs statements, returns records by name."""
+
+    dialect: Dialect
+
+    @overload
+    async def fetch(self, statement: Statement[R], values: Values = None) -> list[R]: ...
+    @overload
+    async def fetch(self, statement: Executable, values: Values = None) -> list[Any]: ...
+
+    async def fetch(
+        self, statement: Statement[Any] | Executable, values: Values = None
+    ) -> list[Any]:
+        """The rows of a SELECT (or of DML with RETURNING), as records.
+
+        A plain SQLAlchemy statement (a one-off query of the admin CLI or a test) is
+        compiled for this one call; its rows are named tuples of its columns.
+        """
+        prepared = statement if isinstance(statement, Statement) else Statement(statement)
+        form = prepared.compiled(self.dialect, values)
+        return form.records(await self._rows(form.sql, form.arguments(values)))
+
+    @overload
+    async def fetch_one(self, statement: Statement[R], values: Values = None) -> R | None: ...
+    @overload
+    async def fetch_one(self, statement: Executable, values: Values = None) -> Any: ...
+
+    async def fetch_one(self, statement: Statement[Any] | Executable, values: Values = None) -> Any:
+        """The first row as a record, or None."""
+        rows = await self.fetch(statement, values)
+        return rows[0] if rows else None
+
+    async def run(self, statement: Statement[Any] | Executable, values: Values = None) -> int:
+        """Run an INSERT, UPDATE or DELETE; the number of rows it touched."""
+        prepared = statement if isinstance(statement, Statement) else Statement(statement)
+        form = prepared.compiled(self.dialect, values)
+        return await self._rowcount(form.sql, form.arguments(values))
+
+    async def _rows(self, sql: str, arguments: list[Any]) -> list[Any]:
+        raise NotImplementedError
+
+    async def _rowcount(self, sql: str, arguments: list[Any]) -> int:
+        raise NotImplementedError
+
+
+class SQLiteUnit(Unit):
+    """Statements on a sqlite3 connection, run inline in the event loop's thread.
+
+    An indexed SQLite statement takes microseconds, less than handing it to a thread and
+    back; nothing here waits on a lock (docs/decisions.md D20).
+    """
+
+    dialect = SQLiteDialect_pysqlite()
+
+    def __init__(self, raw: sqlite3.Connection) -> None:
+        self._raw = raw
+
+    async def _rows(self, sql: str, arguments: list[Any]) -> list[Any]:
+        with _sqlite_errors():
+            rows: list[Any] = self._raw.execute(sql, arguments).fetchall()
+        return rows
+
+    async def _rowcount(self, sql: str, arguments: list[Any]) -> int:
+        with _sqlite_errors():
+            return self._raw.execute(sql, arguments).rowcount
+
+
+class PostgresUnit(Unit):
+    """Statements on an asyncpg connection (asyncpg prepares and caches each one)."""
+
+    def __init__(self, connection: asyncpg.Connection, dialect: Dialect) -> None:
+        self._connection = connection
+        self.dialect = dialect
+
+    async def _rows(self, sql: str, arguments: list[Any]) -> list[Any]:
+        with _postgres_errors():
+            rows: list[Any] = await self._connection.fetch(sql, *arguments)
+        return rows
+
+    async def _rowcount(self, sql: str, arguments: list[Any]) -> int:
+        with _postgres_errors():
+            status: str = await self._connection.execute(sql, *arguments)
+        # "UPDATE 2", "DELETE 0", "INSERT 0 1": the count is the last word ("CREATE
+        # TABLE" and other DDL have none).
+        count = status.rsplit(" ", 1)[-1]
+        return int(count) if count.isdigit() else 0
 
 
 class Database:
-    """The unit of work that routes and CLI commands use, for one database."""
+    """The units of work that routes and CLI commands use, for one database."""
 
-    dialect: str
+    name: str
+    dialect: Dialect
 
-    def read(self) -> AbstractAsyncContextManager[Connection]:
-        """A connection for reads (on SQLite, each statement sees its own snapshot)."""
+    async def fetch(
+        self, statement: Statement[R], values: Mapping[str, Any] | None = None
+    ) -> list[R]:
+        """One statement on its own, outside any unit (one statement is one snapshot)."""
         raise NotImplementedError
 
-    def write(self) -> AbstractAsyncContextManager[Connection]:
-        """A connection in a write transaction, committed when the block ends cleanly."""
+    def read(self) -> AbstractAsyncContextManager[Unit]:
+        """A unit for reads that all see one snapshot of the database."""
+        raise NotImplementedError
+
+    def write(self) -> AbstractAsyncContextManager[Unit]:
+        """A unit in a write transaction, committed when the block ends cleanly."""
         raise NotImplementedError
 
     async def ping(self) -> None:
@@ -53,98 +163,107 @@ class Database:
 
 
 def create_database(settings: Settings) -> Database:
-    """The database of `settings.database_url`: SQLite or PostgreSQL."""
+    """The database of `settings.database_url`, its statements compiled for it."""
     url = normalize_url(settings.database_url)
+    database: Database
     if url.get_backend_name() == "sqlite":
-        return SQLiteDatabase(url, settings)
-    return PostgresDatabase(url, settings)
+        database = SQLiteDatabase(url, settings)
+    else:
+        database = PostgresDatabase(url, settings)
+    # Every statement the services declared, compiled now: a mismatch between a
+    # statement and its record fails at start-up, and the first requests pay nothing.
+    compile_all(database.dialect)
+    return database
 
 
 class SQLiteDatabase(Database):
     """SQLite in WAL mode, its statements run inline in the event loop.
 
     Each process keeps two connections open: one for reads, one for writes. Statements
-    run to completion without yielding to the event loop, so requests cannot interleave
-    on a connection, and no pool is needed (checking a connection out of one costs more
-    than the query). Reads autocommit statement by statement (WAL readers never wait).
+    run to completion without yielding to the event loop, so no pool is needed (checking
+    a connection out of one costs more than the query). Single statements run on the
+    reader in autocommit mode; a read unit is a deferred transaction on it, so that its
+    statements share one snapshot (read units are serialised by a lock, which they hold
+    only while their statements run).
+
     Writers queue on an asyncio lock inside the process, then take the file's write lock
     with BEGIN IMMEDIATE, retried asynchronously while another process holds it (for up
     to `sqlite_busy_timeout_ms`): waiting never blocks the event loop, and a transaction
     never fails half-way on a lock upgrade. Writers share transactions (group commit, see
     `_open_batch`), each in a savepoint, and are answered once their transaction is
-    committed. Transactions are begun and ended on the sqlite3 connection itself;
-    SQLAlchemy's own transaction on it issues no SQL.
+    committed.
     """
 
-    dialect = "sqlite"
+    name = "sqlite"
+    dialect = SQLiteUnit.dialect
 
     def __init__(self, url: URL, settings: Settings) -> None:
         path = sqlite_path(url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
+        self._target = str(path) if path is not None else ":memory:"
         self.busy_timeout_s = settings.sqlite_busy_timeout_ms / 1000
-        self.engine = sa_create_engine(
-            url.set(drivername="sqlite+pysqlite"),
-            poolclass=NullPool,
-            # Used from the event loop's thread only; the flag lets a connection move to
-            # whichever thread runs that loop (tests start many loops).
-            connect_args={"check_same_thread": False, "timeout": 0},
-        )
-        synchronous = settings.sqlite_synchronous
-
-        @event.listens_for(self.engine, "connect")
-        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-            # Autocommit at the driver: BEGIN is issued by write() alone.
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA synchronous={synchronous}")
-            # Lock waits happen in write(), asynchronously; SQLite itself never sleeps.
-            cursor.execute("PRAGMA busy_timeout=0")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
+        self._synchronous = settings.sqlite_synchronous
         self._write_lock = asyncio.Lock()
-        self._commit_in_thread = synchronous == "FULL"
+        self._read_lock = asyncio.Lock()
+        self._commit_in_thread = settings.sqlite_synchronous == "FULL"
         self._batch: asyncio.Future[None] | None = None
         self._committer: asyncio.Task[None] | None = None
-        self._reader: tuple[SyncConnection, sqlite3.Connection] | None = None
-        self._writer: tuple[SyncConnection, sqlite3.Connection] | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._writer: sqlite3.Connection | None = None
 
-    def _open(self) -> tuple[SyncConnection, sqlite3.Connection]:
-        conn = self.engine.connect()
-        raw = conn.connection.driver_connection
-        assert isinstance(raw, sqlite3.Connection)
-        return conn, raw
+    def _connect(self) -> sqlite3.Connection:
+        # Autocommit at the driver (isolation_level=None): transactions are begun and
+        # ended here, explicitly. Used from the event loop's thread only; the flag lets a
+        # connection move to whichever thread runs that loop (tests start many loops).
+        with _sqlite_errors():
+            raw = sqlite3.connect(
+                self._target, timeout=0, isolation_level=None, check_same_thread=False
+            )
+            raw.execute("PRAGMA journal_mode=WAL")
+            raw.execute(f"PRAGMA synchronous={self._synchronous}")
+            # Lock waits happen in write(), asynchronously; SQLite itself never sleeps.
+            raw.execute("PRAGMA busy_timeout=0")
+            raw.execute("PRAGMA foreign_keys=ON")
+        return raw
 
-    @staticmethod
-    def _usable(pair: tuple[SyncConnection, sqlite3.Connection] | None) -> bool:
-        return pair is not None and not pair[0].invalidated and not pair[0].closed
+    def _read_connection(self) -> sqlite3.Connection:
+        if self._reader is None:
+            self._reader = self._connect()
+        return self._reader
+
+    async def fetch(
+        self, statement: Statement[R], values: Mapping[str, Any] | None = None
+    ) -> list[R]:
+        # The lock keeps a lone statement out of a read unit's open transaction, whose
+        # snapshot may be older than the statement should see.
+        async with self._read_lock:
+            with _sqlite_errors():
+                return await SQLiteUnit(self._read_connection()).fetch(statement, values)
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[Connection]:
-        with _translate_outage():
-            if not self._usable(self._reader):
-                self._reader = self._open()
-            assert self._reader is not None
-            conn, raw = self._reader
-            try:
-                yield InlineSQLiteConnection(conn, raw)
-            finally:
-                conn.rollback()  # ends SQLAlchemy's bookkeeping; no SQL, nothing is open
+    async def read(self) -> AsyncIterator[Unit]:
+        async with self._read_lock:
+            with _sqlite_errors():
+                raw = self._read_connection()
+                raw.execute("BEGIN")
+                try:
+                    yield SQLiteUnit(raw)
+                finally:
+                    raw.execute("COMMIT")  # a read transaction: nothing to keep or undo
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[Connection]:
+    async def write(self) -> AsyncIterator[Unit]:
         async with self._write_lock:
-            with _translate_outage():
+            with _sqlite_errors():
                 if self._batch is None:
                     await self._open_batch()
                 assert self._writer is not None and self._batch is not None
-                conn, raw = self._writer
+                raw = self._writer
                 batch = self._batch
                 raw.execute("SAVEPOINT unit")
                 try:
-                    yield InlineSQLiteConnection(conn, raw)
+                    yield SQLiteUnit(raw)
                 except BaseException:
                     if raw.in_transaction:
                         raw.execute("ROLLBACK TO unit")
@@ -164,10 +283,9 @@ class SQLiteDatabase(Database):
         queues on the write lock behind the writers already waiting, so a batch holds
         whoever arrived while the previous one was being written to disk.
         """
-        if not self._usable(self._writer):
-            self._writer = self._open()
-        assert self._writer is not None
-        await self._begin_immediate(self._writer[1])
+        if self._writer is None:
+            self._writer = self._connect()
+        await self._begin_immediate(self._writer)
         self._batch = asyncio.get_running_loop().create_future()
         self._committer = asyncio.create_task(self._commit_batch())
 
@@ -175,9 +293,9 @@ class SQLiteDatabase(Database):
         async with self._write_lock:
             batch, self._batch = self._batch, None
             assert batch is not None and self._writer is not None
-            conn, raw = self._writer
+            raw = self._writer
             try:
-                with _translate_outage():
+                with _sqlite_errors():
                     if self._commit_in_thread:
                         # The fsync of synchronous=FULL takes a millisecond or more: the
                         # event loop goes on serving reads meanwhile (sqlite3 releases
@@ -191,8 +309,6 @@ class SQLiteDatabase(Database):
                 batch.set_exception(exc)
             else:
                 batch.set_result(None)
-            finally:
-                conn.rollback()  # ends SQLAlchemy's bookkeeping; no SQL, nothing is open
 
     async def _begin_immediate(self, raw: sqlite3.Connection) -> None:
         """BEGIN IMMEDIATE, retried with back-off while another process writes."""
@@ -211,110 +327,182 @@ class SQLiteDatabase(Database):
     async def ping(self) -> None:
         # A plain SELECT succeeds while another process holds the write lock and every
         # write times out, so readiness takes the write lock (and writes nothing).
-        async with self.write() as conn:
-            await conn.execute(text("SELECT 1"))
+        async with self.write() as unit:
+            await unit.fetch(_PING)
 
     async def dispose(self) -> None:
         if self._committer is not None and not self._committer.done():
             await self._committer
-        for pair in (self._reader, self._writer):
-            if pair is not None:
-                pair[0].close()
+        for raw in (self._reader, self._writer):
+            if raw is not None:
+                raw.close()
         self._reader = self._writer = None
-        self.engine.dispose()
 
 
 class PostgresDatabase(Database):
-    """PostgreSQL through asyncpg, with a pool per process."""
+    """PostgreSQL through asyncpg, with a pool of connections per process."""
 
-    dialect = "postgresql"
+    name = "postgresql"
 
     def __init__(self, url: URL, settings: Settings) -> None:
-        # Imported here: SQLAlchemy's asyncio layer and asyncpg cost a SQLite server
-        # 10 MB it would never use.
-        from sqlalchemy.ext.asyncio import create_async_engine
+        # Imported here: asyncpg and SQLAlchemy's PostgreSQL dialect cost a SQLite server
+        # memory it would never use.
+        from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 
-        server_settings = {"application_name": "gpucloud"}
-        if settings.db_statement_timeout_ms:
-            server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
-        self.engine = create_async_engine(
-            url,
-            pool_size=settings.db_pool_size,
-            max_overflow=settings.db_max_overflow,
-            pool_timeout=settings.db_pool_timeout_s,
-            pool_pre_ping=True,
-            connect_args={
-                "server_settings": server_settings,
-                "timeout": settings.db_connect_timeout_s,
-            },
-        )
+        self.dialect = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
+        self._dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._settings = settings
+        self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
+
+    async def _connections(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._pool_lock:
+                if self._pool is None:
+                    import asyncpg
+
+                    settings = self._settings
+                    server_settings = {"application_name": "gpucloud"}
+                    if settings.db_statement_timeout_ms:
+                        server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+                    self._pool = await asyncpg.create_pool(
+                        self._dsn,
+                        min_size=0,
+                        max_size=settings.db_pool_size + settings.db_max_overflow,
+                        max_inactive_connection_lifetime=60,
+                        timeout=settings.db_connect_timeout_s,
+                        server_settings=server_settings,
+                        reset=_end_transaction,
+                    )
+        return self._pool
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[Connection]:
-        with _translate_outage():
-            async with self.engine.connect() as conn, conn.begin():
-                yield PostgresConnection(conn)
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        with _postgres_errors():
+            pool = await self._connections()
+            connection = await pool.acquire(timeout=self._settings.db_pool_timeout_s)
+        try:
+            yield connection
+        finally:
+            await pool.release(connection)
+
+    async def fetch(
+        self, statement: Statement[R], values: Mapping[str, Any] | None = None
+    ) -> list[R]:
+        async with self._connection() as connection:
+            return await PostgresUnit(connection, self.dialect).fetch(statement, values)
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[Connection]:
-        with _translate_outage():
-            async with self.engine.connect() as conn, conn.begin():
-                yield PostgresConnection(conn)
+    async def read(self) -> AsyncIterator[Unit]:
+        async with self._connection() as connection:
+            with _postgres_errors():
+                transaction = connection.transaction(isolation="repeatable_read", readonly=True)
+                await transaction.start()
+            try:
+                yield PostgresUnit(connection, self.dialect)
+            finally:
+                with _postgres_errors():
+                    await transaction.commit()
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Unit]:
+        async with self._connection() as connection:
+            with _postgres_errors():
+                transaction = connection.transaction()
+                await transaction.start()
+            try:
+                yield PostgresUnit(connection, self.dialect)
+            except BaseException:
+                if not connection.is_closed():
+                    with _postgres_errors():
+                        await transaction.rollback()
+                raise
+            with _postgres_errors():
+                await transaction.commit()
 
     async def ping(self) -> None:
-        async with self.read() as conn:
-            await conn.execute(text("SELECT 1"))
+        await self.fetch(_PING)
 
     async def dispose(self) -> None:
-        await self.engine.dispose()
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
 
-@contextmanager
-def _translate_outage() -> Iterator[None]:
-    try:
-        yield
-    except (PoolTimeoutError, OSError) as exc:
-        raise UnavailableError("The database is unreachable; try again shortly") from exc
-    except sqlite3.OperationalError as exc:
-        if _is_outage_message(str(exc)):
-            raise UnavailableError(
-                "The database is unavailable or busy; try again shortly"
-            ) from exc
-        raise
-    except (OperationalError, DBAPIError) as exc:
-        if is_outage(exc):
-            raise UnavailableError(
-                "The database is unavailable or busy; try again shortly"
-            ) from exc
-        raise
+async def _end_transaction(connection: asyncpg.Connection) -> None:
+    # What a connection needs before it goes back to the pool. Units hold no session
+    # state (no SET, LISTEN or advisory locks), so asyncpg's default reset — a round trip
+    # per release — is not needed; a transaction left open by a cancelled unit is ended.
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
 
 
-_OUTAGE_MARKERS = (
+def _ping_statement() -> Statement[Any]:
+    from sqlalchemy import literal_column, select
+
+    return Statement(select(literal_column("1").label("one")))
+
+
+_PING = _ping_statement()
+
+
+# ------------------------------------------------------------------ driver errors
+#
+# Each driver's errors become one of two kinds: IntegrityError (a constraint refused
+# the write: a bug or a race the service maps to a 409), or UnavailableError (the
+# database cannot be reached or is busy: 503 with Retry-After). Anything else is a bug.
+
+_SQLITE_OUTAGE_MARKERS = (
     "database is locked",
     "unable to open database",
     "disk i/o error",
-    "connection refused",
-    "connection was closed",
-    "connection is closed",
-    "cannot connect",
-    "the database system is",
-    "terminating connection",
-    "statement timeout",
-    "canceling statement",
-    "connection does not exist",
-    "server closed the connection",
-    "too many connections",
 )
+# PostgreSQL SQLSTATEs that mean "cannot reach or use the server right now".
+_POSTGRES_OUTAGE_CLASS = "08"  # connection exceptions
+_POSTGRES_OUTAGE_STATES = frozenset(
+    {
+        "57014",  # query_canceled: statement_timeout
+        "57P01",  # admin_shutdown
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now
+        "53300",  # too_many_connections
+        "40001",  # serialization_failure: retry
+        "40P01",  # deadlock_detected: retry
+    }
+)
+_UNREACHABLE = "The database is unreachable; try again shortly"
+_BUSY = "The database is unavailable or busy; try again shortly"
 
 
-def _is_outage_message(message: str) -> bool:
-    message = message.lower()
-    return any(marker in message for marker in _OUTAGE_MARKERS)
+@contextmanager
+def _sqlite_errors() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        raise IntegrityError(str(exc)) from exc
+    except sqlite3.OperationalError as exc:
+        if any(marker in str(exc).lower() for marker in _SQLITE_OUTAGE_MARKERS):
+            raise UnavailableError(_BUSY) from exc
+        raise
+    except OSError as exc:
+        raise UnavailableError(_UNREACHABLE) from exc
 
 
-def is_outage(exc: DBAPIError) -> bool:
-    """True when a driver error means "cannot reach or lock the database" rather than a bug."""
-    if exc.connection_invalidated:
-        return True
-    message = str(exc.orig) if exc.orig is not None else ""
-    return _is_outage_message(message) or isinstance(exc.orig, OSError)
+@contextmanager
+def _postgres_errors() -> Iterator[None]:
+    import asyncpg
+
+    try:
+        yield
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise IntegrityError(str(exc)) from exc
+    except asyncpg.PostgresError as exc:
+        state = exc.sqlstate or ""
+        if state in _POSTGRES_OUTAGE_STATES or state.startswith(_POSTGRES_OUTAGE_CLASS):
+            raise UnavailableError(_BUSY) from exc
+        raise
+    except asyncpg.InterfaceError as exc:
+        # "connection is closed", "another operation is in progress" after a cut.
+        raise UnavailableError(_UNREACHABLE) from exc
+    except (OSError, TimeoutError) as exc:  # refused, reset, connect or pool timeout
+        raise UnavailableError(_UNREACHABLE) from exc

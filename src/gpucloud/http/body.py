@@ -11,12 +11,11 @@ import asyncio
 from typing import Any, TypeVar
 
 import orjson
-from fastapi import Request
 from pydantic import BaseModel, ValidationError
-from starlette.requests import ClientDisconnect
+from starlette.requests import ClientDisconnect, Request
 
-from gpucloud.config import Settings
 from gpucloud.errors import FieldProblem, InvalidInputError
+from gpucloud.http.context import services
 from gpucloud.http.errors import RequestProblem, describe_validation_errors
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -73,7 +72,7 @@ async def read_json(request: Request, *, max_bytes: int, timeout_s: float) -> An
 async def read_model(request: Request, model: type[Model]) -> Model:
     """The body validated as `model`, within the app's size and time limits; field
     problems become a 400 with details."""
-    settings: Settings = request.app.state.settings
+    settings = services(request).settings
     data = await read_json(
         request, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s
     )

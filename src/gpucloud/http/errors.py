@@ -1,9 +1,11 @@
-"""The one error shape (SPEC 3), and the one place that maps errors to status codes.
+"""The one error shape (SPEC 3), and the one handler that turns exceptions into it.
 
 Every error leaves the server as
 `{"statusCode", "timestamp", "path", "message", "error"[, "details"]}`, whether a
-service raised it, the framework did (unknown route, wrong method, validation), or a
-bug did (500, with no internals).
+service raised it (a domain error), the framework did (an unknown path, a method not
+allowed), the request was at fault (size, media type), or a bug did (500, with no
+internals). `handle` is that handler, registered with Starlette for every exception;
+`status_of` is the one map from domain errors to status codes.
 """
 
 from __future__ import annotations
@@ -14,15 +16,16 @@ from http import HTTPStatus
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from gpucloud.errors import (
     AuthenticationError,
     ConflictError,
     FieldProblem,
+    ForbiddenError,
     GpuCloudError,
     InvalidInputError,
     NotFoundError,
@@ -38,12 +41,14 @@ log = logging.getLogger("gpucloud.errors")
 _STATUS: tuple[tuple[type[GpuCloudError], int], ...] = (
     (UnknownAPIKeyError, 404),
     (AuthenticationError, 403),
+    (ForbiddenError, 403),
     (InvalidInputError, 400),
     (NotFoundError, 404),
     (ConflictError, 409),
     (RateLimitedError, 429),
     (UnavailableError, 503),
 )
+INTERNAL_ERROR = "Something went wrong on our side; the error has been logged"
 
 
 class RequestProblem(Exception):
@@ -63,6 +68,22 @@ def status_of(exc: GpuCloudError) -> int:
     return 500
 
 
+def error_body(
+    status: int, path: str, message: str, details: list[FieldProblem] | None = None
+) -> bytes:
+    """The JSON of SPEC 3's error shape."""
+    body: dict[str, Any] = {
+        "statusCode": status,
+        "timestamp": iso_timestamp(),
+        "path": path,
+        "message": message,
+        "error": HTTPStatus(status).phrase,
+    }
+    if details:
+        body["details"] = [{"field": d.field, "message": d.message} for d in details]
+    return orjson.dumps(body)
+
+
 def error_response(
     request: Request,
     status: int,
@@ -72,58 +93,68 @@ def error_response(
     headers: Mapping[str, str] | None = None,
 ) -> Response:
     """A response in the SPEC's error shape."""
-    body: dict[str, Any] = {
-        "statusCode": status,
-        "timestamp": iso_timestamp(),
-        "path": request.url.path,
-        "message": message,
-        "error": HTTPStatus(status).phrase,
-    }
-    if details:
-        body["details"] = [{"field": d.field, "message": d.message} for d in details]
     return Response(
-        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+        error_body(status, request.url.path, message, details),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
     )
 
 
-def response_for(request: Request, exc: GpuCloudError | RequestProblem) -> Response:
-    """The error response for a domain error or a request problem."""
+async def handle(request: Request, exc: Exception) -> Response:
+    """The response for any exception a route (or the framework around it) raised."""
     if isinstance(exc, RequestProblem):
         return error_response(request, exc.status, exc.message)
+    if isinstance(exc, GpuCloudError):
+        return _domain_error(request, exc)
+    if isinstance(exc, HTTPException):
+        return _framework_error(request, exc)
+    # Anything else is a bug: logged with the request's id, answered without internals.
+    log.error(
+        "unhandled error",
+        exc_info=exc,
+        extra={
+            "request_id": request.scope.get("state", {}).get("request_id"),
+            "path": request.url.path,
+        },
+    )
+    return error_response(request, 500, INTERNAL_ERROR)
+
+
+def _domain_error(request: Request, exc: GpuCloudError) -> Response:
     status = status_of(exc)
     headers = None
     if isinstance(exc, RateLimitedError):
         headers = {"Retry-After": str(exc.retry_after)}
-    if isinstance(exc, UnavailableError):
+    elif isinstance(exc, UnavailableError):
         headers = {"Retry-After": "1"}
         log.warning("dependency unavailable: %s", exc.__cause__ or exc)
     details = exc.details if isinstance(exc, InvalidInputError) else None
     return error_response(request, status, exc.message, details=details, headers=headers)
 
 
-async def _known_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, GpuCloudError | RequestProblem)
-    return response_for(request, exc)
-
-
-async def _validation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    problems = describe_validation_errors(exc.errors())
-    message = "; ".join(p.message for p in problems) or "The request is not valid"
-    return error_response(request, 400, message, details=problems)
-
-
-async def _http_exception(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
+def _framework_error(request: Request, exc: HTTPException) -> Response:
+    path = request.url.path
+    headers = dict(exc.headers or {})
     if exc.status_code == 404:
-        message = f"No endpoint at {request.url.path}; see /docs for the API's endpoints"
+        message = f"No endpoint at {path}; see /docs for the API's endpoints"
     elif exc.status_code == 405:
-        allowed = (exc.headers or {}).get("Allow", "")
-        message = f"{request.method} is not allowed on {request.url.path}"
+        # Starlette names the methods of the first route on this path; all of them is right.
+        allowed = ", ".join(_allowed_methods(request, path)) or headers.get("Allow", "")
+        headers["Allow"] = allowed
+        message = f"{request.method} is not allowed on {path}"
         message += f"; use {allowed}" if allowed else ""
     else:
         message = str(exc.detail) if exc.detail else HTTPStatus(exc.status_code).phrase
-    return error_response(request, exc.status_code, message, headers=exc.headers)
+    return error_response(request, exc.status_code, message, headers=headers)
+
+
+def _allowed_methods(request: Request, path: str) -> list[str]:
+    methods: set[str] = set()
+    for route in getattr(request.app, "routes", ()):
+        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
+            methods |= route.methods
+    return sorted(methods)
 
 
 def describe_validation_errors(errors: Any) -> list[FieldProblem]:
@@ -145,10 +176,12 @@ def describe_validation_errors(errors: Any) -> list[FieldProblem]:
     return problems
 
 
-def install(app: FastAPI) -> None:
-    """Register the handlers that give every error the SPEC's shape."""
-    app.add_exception_handler(GpuCloudError, _known_error)
-    app.add_exception_handler(RequestProblem, _known_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_exception)
-    # Anything else is a bug: RequestContextMiddleware logs it and answers a bare 500.
+# Registered with Starlette for every exception: `Exception` goes to its outermost
+# middleware (which answers, then re-raises for the server's log: gpucloud's request
+# middleware swallows that), the others to its exception middleware.
+EXCEPTION_HANDLERS = {
+    Exception: handle,
+    HTTPException: handle,
+    GpuCloudError: handle,
+    RequestProblem: handle,
+}

@@ -6,20 +6,17 @@ memory stream per request.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import time
 from typing import Any
 
-import orjson
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gpucloud.http import errors
 from gpucloud.ops.logs import access_log
 from gpucloud.ops.metrics import Metrics
-from gpucloud.wire import iso_timestamp
-
-error_log = logging.getLogger("gpucloud.errors")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _COMMON_HEADERS = [
@@ -71,12 +68,13 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_headers)
-        except Exception:
-            error_log.exception(
-                "unhandled error", extra={"request_id": request_id, "path": scope["path"]}
-            )
+        except Exception as exc:
+            # Starlette answers (and logs, through errors.handle) whatever a route raises,
+            # then raises it again for the server's own log: it is done with here. What
+            # was raised outside any route gets its answer from the same handler.
             if not response_started:
-                await _send_500(scope, send_with_headers)
+                response = await errors.handle(Request(scope, receive), exc)
+                await response(scope, receive, send_with_headers)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
@@ -110,26 +108,3 @@ def _route_template(scope: Scope) -> str:
     path = getattr(route, "path", None)
     # Unmatched paths share one label, so that scanners cannot grow the metrics.
     return path if isinstance(path, str) else "<unmatched>"
-
-
-async def _send_500(scope: Scope, send: Send) -> None:
-    body = orjson.dumps(
-        {
-            "statusCode": 500,
-            "timestamp": iso_timestamp(),
-            "path": scope["path"],
-            "message": "Something went wrong on our side; the error has been logged",
-            "error": "Internal Server Error",
-        }
-    )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 500,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -6,35 +6,31 @@ takes to send its request line and headers: a client that connects and says noth
 or trickles a header every few seconds (slowloris), would hold a connection forever.
 This protocol closes the connection when a request's headers are not complete within
 `GPUCLOUD_HEADER_TIMEOUT_S` of the connection opening or the request beginning.
+
+uvicorn builds one protocol per connection from the class it is given; gpucloud.server
+gives it `functools.partial(HeaderTimeoutProtocol, header_timeout_s=…)` from the
+settings it read.
 """
 
 from __future__ import annotations
 
 import asyncio
-from functools import cache
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
-from gpucloud.config import Settings
-
-
-@cache
-def _header_timeout_s() -> float:
-    # Read once per process (worker processes start this module afresh).
-    return Settings().header_timeout_s
 
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):
     """HttpToolsProtocol that drops connections whose headers do not arrive in time."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, header_timeout_s: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._header_timeout_s = header_timeout_s
         self._header_deadline: asyncio.TimerHandle | None = None
 
     def _arm(self) -> None:
         if self._header_deadline is None:
-            self._header_deadline = self.loop.call_later(_header_timeout_s(), self._expire)
+            self._header_deadline = self.loop.call_later(self._header_timeout_s, self._expire)
 
     def _disarm(self) -> None:
         if self._header_deadline is not None:

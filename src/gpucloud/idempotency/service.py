@@ -11,11 +11,12 @@ import datetime as dt
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import orjson
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 
-from gpucloud.db import Connection, utcnow
+from gpucloud.db import Statement, Unit, utcnow
 from gpucloud.errors import ConflictError, FieldProblem, InvalidInputError
 from gpucloud.idempotency.models import IdempotencyKey
 from gpucloud.owners import service as owners
@@ -56,35 +57,52 @@ def from_header(value: str | None, body: dict[str, object]) -> IdempotentRequest
     return IdempotentRequest(key=value, digest=digest)
 
 
-async def replay(
-    conn: Connection, owner_id: str, request: IdempotentRequest
-) -> StoredAnswer | None:
+class _Stored(NamedTuple):
+    request_digest: bytes
+    status: int
+    response_body: bytes
+    location: str | None
+    created_at: dt.datetime
+
+
+_THIS_KEY = (
+    IdempotencyKey.owner_id == bindparam("b_owner_id"),
+    IdempotencyKey.key == bindparam("b_key"),
+)
+_FIND = Statement(
+    select(
+        IdempotencyKey.request_digest,
+        IdempotencyKey.status,
+        IdempotencyKey.response_body,
+        IdempotencyKey.location,
+        IdempotencyKey.created_at,
+    ).where(*_THIS_KEY),
+    _Stored,
+)
+_FORGET = Statement(delete(IdempotencyKey).where(*_THIS_KEY))
+_FORGET_EXPIRED = Statement(
+    delete(IdempotencyKey).where(
+        IdempotencyKey.owner_id == bindparam("b_owner_id"),
+        IdempotencyKey.created_at <= bindparam("before"),
+    )
+)
+_INSERT = Statement(insert(IdempotencyKey))
+
+
+async def replay(unit: Unit, owner_id: str, request: IdempotentRequest) -> StoredAnswer | None:
     """The stored answer for this key, or None if it is new (or older than 24 hours).
 
     Locks the owner first, so that two concurrent repeats cannot both miss the stored
     answer. Raises ConflictError when the key was used with a different body.
     """
-    await owners.lock(conn, owner_id)
+    await owners.lock(unit, owner_id)
     now = utcnow()
-    row = (
-        await conn.execute(
-            select(
-                IdempotencyKey.request_digest,
-                IdempotencyKey.status,
-                IdempotencyKey.response_body,
-                IdempotencyKey.location,
-                IdempotencyKey.created_at,
-            ).where(IdempotencyKey.owner_id == owner_id, IdempotencyKey.key == request.key)
-        )
-    ).first()
+    this = {"b_owner_id": owner_id, "b_key": request.key}
+    row = await unit.fetch_one(_FIND, this)
     if row is None:
         return None
     if row.created_at <= now - RETENTION:
-        await conn.execute(
-            delete(IdempotencyKey).where(
-                IdempotencyKey.owner_id == owner_id, IdempotencyKey.key == request.key
-            )
-        )
+        await unit.run(_FORGET, this)
         return None
     if row.request_digest != request.digest:
         raise ConflictError(
@@ -95,7 +113,7 @@ async def replay(
 
 
 async def remember(
-    conn: Connection,
+    unit: Unit,
     owner_id: str,
     request: IdempotentRequest,
     answer: StoredAnswer,
@@ -106,19 +124,17 @@ async def remember(
     without a background job (the owner is locked already; the primary key's prefix finds
     them).
     """
-    await conn.execute(
-        delete(IdempotencyKey).where(
-            IdempotencyKey.owner_id == owner_id, IdempotencyKey.created_at <= utcnow() - RETENTION
-        )
-    )
-    await conn.execute(
-        insert(IdempotencyKey).values(
-            owner_id=owner_id,
-            key=request.key,
-            request_digest=request.digest,
-            status=answer.status,
-            response_body=answer.body,
-            location=answer.location,
-            created_at=utcnow(),
-        )
+    now = utcnow()
+    await unit.run(_FORGET_EXPIRED, {"b_owner_id": owner_id, "before": now - RETENTION})
+    await unit.run(
+        _INSERT,
+        {
+            "owner_id": owner_id,
+            "key": request.key,
+            "request_digest": request.digest,
+            "status": answer.status,
+            "response_body": answer.body,
+            "location": answer.location,
+            "created_at": now,
+        },
     )

@@ -2,33 +2,40 @@
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 
-from gpucloud.db import Connection, new_id, utcnow
+from gpucloud.db import Statement, Unit, new_id, utcnow
 from gpucloud.errors import InvalidInputError
 from gpucloud.owners.models import Owner
 
+_ID_OF_NAME = Statement(select(Owner.id).where(Owner.name == bindparam("name")))
+_INSERT = Statement(insert(Owner))
+# FOR UPDATE on PostgreSQL; SQLite has no row locks and the clause is left out.
+_LOCK = Statement(
+    select(Owner.key_count).where(Owner.id == bindparam("owner_id")).with_for_update()
+)
 
-async def get_or_create(conn: Connection, name: str) -> str:
+
+async def get_or_create(unit: Unit, name: str) -> str:
     """The id of the owner called `name`, created if it does not exist yet."""
     name = name.strip()
     if not name or len(name) > 128 or not name.isprintable():
         raise InvalidInputError("The owner name must be 1 to 128 printable characters")
-    found: str | None = await conn.scalar(select(Owner.id).where(Owner.name == name))
+    found = await unit.fetch_one(_ID_OF_NAME, {"name": name})
     if found is not None:
-        return found
+        return str(found.id)
     owner_id = new_id()
-    await conn.execute(insert(Owner).values(id=owner_id, name=name, created_at=utcnow()))
+    await unit.run(_INSERT, {"id": owner_id, "name": name, "created_at": utcnow()})
     return owner_id
 
 
-async def lock(conn: Connection, owner_id: str) -> None:
-    """Serialise this transaction with every other write to the owner's SSH keys.
+async def lock(unit: Unit, owner_id: str) -> int:
+    """Serialise this transaction with every other write to the owner's SSH keys, and
+    return how many keys the owner has.
 
     On PostgreSQL this takes a row lock on the owner (SELECT … FOR UPDATE) that other
-    writers wait for until commit. On SQLite, writes already run one at a time: the
-    write transaction took the database's write lock at BEGIN IMMEDIATE.
+    writers wait for until commit. On SQLite, writes already run one at a time: the write
+    transaction took the database's write lock at BEGIN IMMEDIATE.
     """
-    if conn.dialect.name == "sqlite":
-        return
-    await conn.execute(select(Owner.id).where(Owner.id == owner_id).with_for_update())
+    row = await unit.fetch_one(_LOCK, {"owner_id": owner_id})
+    return int(row.key_count) if row is not None else 0

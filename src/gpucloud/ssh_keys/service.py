@@ -3,6 +3,8 @@
 The one-default invariant (SPEC 5) lives here and in the partial unique index of
 `models.py`: every write first locks the owner (`owners.service.lock`), so that the
 read-then-write steps below never interleave with another writer to the same owner.
+Every change to a key also moves its owner's version (a trigger of the database, see
+gpucloud.owners.models), which is what the cached answers are validated by.
 """
 
 from __future__ import annotations
@@ -11,28 +13,17 @@ import datetime as dt
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from sqlalchemy import (
-    ColumnElement,
-    Row,
-    String,
-    and_,
-    bindparam,
-    delete,
-    func,
-    insert,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import ColumnElement, String, and_, bindparam, delete, insert, select, text, update
 
 from gpucloud import pubkey
 from gpucloud.audit import service as audit
 from gpucloud.audit.service import Actor
-from gpucloud.db import INTEGRITY_ERRORS, Connection, Prepared, new_id, utcnow
+from gpucloud.db import IntegrityError, Statement, Unit, new_id, utcnow
 from gpucloud.errors import ConflictError, FieldProblem, InvalidInputError, NotFoundError
 from gpucloud.owners import service as owners
+from gpucloud.owners.models import Owner
 from gpucloud.ssh_keys.models import SSHKey
 
 NAME_MAX_CHARS = 128
@@ -43,11 +34,7 @@ _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u20
 
 
 class SSHKeyRecord(NamedTuple):
-    """An SSH key as stored.
-
-    A named tuple rather than a frozen dataclass: a list builds ten of them per request,
-    and a frozen dataclass's __init__ costs five times a tuple's.
-    """
+    """An SSH key as stored (a named tuple: a list builds many of them)."""
 
     id: str
     name: str
@@ -61,6 +48,13 @@ class SSHKeyRecord(NamedTuple):
     key_bits: int
 
 
+class OwnerKeys(NamedTuple):
+    """All of an owner's keys, oldest first, and the owner's version they were read at."""
+
+    version: int
+    keys: list[SSHKeyRecord]
+
+
 @dataclass(frozen=True, slots=True)
 class NewSSHKey:
     """A validated create request: a clean name and a parsed public key."""
@@ -69,64 +63,55 @@ class NewSSHKey:
     key: pubkey.ParsedKey
 
 
-_COLUMNS = (
-    SSHKey.id,
-    SSHKey.name,
-    SSHKey.public_key,
-    SSHKey.is_default,
-    SSHKey.created_at,
-    SSHKey.updated_at,
-    SSHKey.fingerprint_sha256,
-    SSHKey.fingerprint_md5,
-    SSHKey.key_type,
-    SSHKey.key_bits,
-)
-_SELECT = select(*_COLUMNS)
+class _Taken(NamedTuple):
+    name: str
+    fingerprint_sha256: str
 
-# Statements are built once, with bound parameters: building and caching a new statement
-# object per request costs more than running it (SQLAlchemy re-derives its cache key and
-# result map each time).
+
+_SELECT = select(*(getattr(SSHKey, field) for field in SSHKeyRecord._fields))
 _OWNER_ID = bindparam("owner_id", type_=String)
 _KEY_ID = bindparam("key_id", type_=String)
 _OWNED = _SELECT.where(SSHKey.owner_id == _OWNER_ID)
-_LIST = Prepared(_OWNED.order_by(SSHKey.created_at, SSHKey.id))
-_GET = Prepared(_OWNED.where(SSHKey.id == _KEY_ID))
-_NEWEST = Prepared(_OWNED.order_by(SSHKey.created_at.desc(), SSHKey.id.desc()).limit(1))
-_COUNT = Prepared(select(func.count()).where(SSHKey.owner_id == _OWNER_ID))
-_NAME_OF_FINGERPRINT = Prepared(
-    select(SSHKey.name).where(
-        SSHKey.owner_id == _OWNER_ID, SSHKey.fingerprint_sha256 == bindparam("fingerprint")
-    )
+_OLDEST_FIRST = (SSHKey.created_at, SSHKey.id)
+_LIST = Statement(_OWNED.order_by(*_OLDEST_FIRST), SSHKeyRecord)
+_VERSION = Statement(select(Owner.version).where(Owner.id == _OWNER_ID))
+_GET = Statement(_OWNED.where(SSHKey.id == _KEY_ID), SSHKeyRecord)
+_NEWEST = Statement(
+    _OWNED.order_by(SSHKey.created_at.desc(), SSHKey.id.desc()).limit(1), SSHKeyRecord
 )
-_ID_OF_NAME = Prepared(
+# A key registered twice, or a name taken: one statement answers both questions.
+_TAKEN = Statement(
+    select(SSHKey.name, SSHKey.fingerprint_sha256).where(
+        SSHKey.owner_id == _OWNER_ID,
+        (SSHKey.fingerprint_sha256 == bindparam("fingerprint"))
+        | (SSHKey.name == bindparam("name")),
+    ),
+    _Taken,
+)
+_NAME_TAKEN = Statement(
     select(SSHKey.id).where(SSHKey.owner_id == _OWNER_ID, SSHKey.name == bindparam("name"))
 )
-_AUTHORIZED_KEYS = Prepared(
-    select(SSHKey.public_key)
-    .where(SSHKey.owner_id == _OWNER_ID)
-    .order_by(SSHKey.is_default.desc(), SSHKey.created_at, SSHKey.id)
-)
-_INSERT = Prepared(insert(SSHKey))
+_INSERT = Statement(insert(SSHKey))
 # UPDATE and DELETE may not name a parameter like a column they set: hence "b_".
 _THIS_KEY = and_(
     SSHKey.owner_id == bindparam("b_owner_id", type_=String),
     SSHKey.id == bindparam("b_key_id", type_=String),
 )
-_RENAME = Prepared(
+_RENAME = Statement(
     update(SSHKey).where(_THIS_KEY).values(name=bindparam("b_name"), updated_at=bindparam("at"))
 )
-_CLEAR_DEFAULT = Prepared(
+_CLEAR_DEFAULT = Statement(
     update(SSHKey)
     # Written as the partial index uq_ssh_keys_one_default_per_owner writes its own
     # condition: SQLite uses that index only for a matching term, and SQLAlchemy would
-    # render the column as "is_default = 1" (a scan of the owner's keys: 0.8 ms at 1,500).
+    # render the column as "is_default = 1" (a scan of all the owner's keys).
     .where(SSHKey.owner_id == bindparam("b_owner_id", type_=String), text("is_default"))
     .values(is_default=False, updated_at=bindparam("at"))
 )
-_SET_DEFAULT = Prepared(
+_SET_DEFAULT = Statement(
     update(SSHKey).where(_THIS_KEY).values(is_default=True, updated_at=bindparam("at"))
 )
-_DELETE = Prepared(delete(SSHKey).where(_THIS_KEY))
+_DELETE = Statement(delete(SSHKey).where(_THIS_KEY))
 
 
 def validate_name(raw: str) -> str:
@@ -158,27 +143,28 @@ def prepare(name: str, public_key: str) -> NewSSHKey:
     return NewSSHKey(name=validate_name(name), key=validate_public_key(public_key))
 
 
-async def create(conn: Connection, actor: Actor, new: NewSSHKey, *, max_keys: int) -> SSHKeyRecord:
+async def create(unit: Unit, actor: Actor, new: NewSSHKey, *, max_keys: int) -> SSHKeyRecord:
     """Register a key for the actor's owner; the owner's first key becomes its default.
 
     Raises InvalidInputError when the owner's limit is reached, and ConflictError when the
-    same public key or the same name is already registered by this owner.
+    same public key (checked first) or the same name is already registered by this owner.
     """
     owner_id = actor.owner_id
-    await owners.lock(conn, owner_id)
-    count: int = (await conn.fetch(_COUNT, {"owner_id": owner_id}))[0][0]
+    count = await owners.lock(unit, owner_id)
     if count >= max_keys:
         raise InvalidInputError(
             f"You have reached the limit of {max_keys} SSH keys; "
             "delete keys you no longer use before adding another"
         )
-    same_key = await conn.fetch(
-        _NAME_OF_FINGERPRINT,
-        {"owner_id": owner_id, "fingerprint": new.key.fingerprint_sha256},
+    fingerprint = new.key.fingerprint_sha256
+    taken = await unit.fetch(
+        _TAKEN, {"owner_id": owner_id, "fingerprint": fingerprint, "name": new.name}
     )
-    if same_key:
-        raise ConflictError(f'This SSH key is already registered as "{same_key[0][0]}"')
-    await _ensure_name_free(conn, owner_id, new.name)
+    for other in taken:
+        if other.fingerprint_sha256 == fingerprint:
+            raise ConflictError(f'This SSH key is already registered as "{other.name}"')
+    if taken:
+        raise _name_taken(new.name)
     now = utcnow()
     record = SSHKeyRecord(
         id=new_id(),
@@ -193,113 +179,116 @@ async def create(conn: Connection, actor: Actor, new: NewSSHKey, *, max_keys: in
         key_bits=new.key.bits,
     )
     try:
-        await conn.run(_INSERT, {"owner_id": owner_id, **record._asdict()})
-    except INTEGRITY_ERRORS as exc:  # only reachable if a writer skipped the owner lock
+        await unit.run(_INSERT, {"owner_id": owner_id, **record._asdict()})
+    except IntegrityError as exc:  # only reachable if a writer skipped the owner lock
         raise ConflictError("This SSH key or its name was registered at the same time") from exc
-    await _audit(conn, actor, "ssh_key.create", record, at=now)
+    await _audit(unit, actor, "ssh_key.create", record, at=now)
     return record
 
 
-async def get(conn: Connection, owner_id: str, key_id: str) -> SSHKeyRecord:
+async def get(unit: Unit, owner_id: str, key_id: str) -> SSHKeyRecord:
     """One of the owner's keys; raises NotFoundError for any id the owner does not have."""
     if _ID.fullmatch(key_id) is None:
         raise NotFoundError(NOT_FOUND)
-    rows = await conn.fetch(_GET, {"owner_id": owner_id, "key_id": key_id})
-    if not rows:
+    record = await unit.fetch_one(_GET, {"owner_id": owner_id, "key_id": key_id})
+    if record is None:
         raise NotFoundError(NOT_FOUND)
-    return SSHKeyRecord(*rows[0])
+    return record
 
 
-async def list_keys(
-    conn: Connection,
-    owner_id: str,
-    *,
-    fingerprint: str | None = None,
-    name: str | None = None,
+async def owner_keys(unit: Unit, owner_id: str) -> OwnerKeys:
+    """All the owner's keys, oldest first (ties by id), with the owner's version, read in
+    one snapshot: the version says exactly which state of the keys these are."""
+    version = await unit.fetch_one(_VERSION, {"owner_id": owner_id})
+    keys = await unit.fetch(_LIST, {"owner_id": owner_id})
+    return OwnerKeys(version=int(version.version) if version else 0, keys=keys)
+
+
+async def find_keys(
+    unit: Unit, owner_id: str, *, fingerprint: str | None = None, name: str | None = None
 ) -> list[SSHKeyRecord]:
-    """The owner's keys, oldest first (ties by id), optionally filtered.
+    """The owner's keys with this fingerprint and/or this name, oldest first.
 
     `fingerprint` is a full `SHA256:…` or `MD5:…` string; `name` an exact name.
+    Raises InvalidInputError for a fingerprint of neither form.
     """
     if any(value is not None and "\x00" in value for value in (fingerprint, name)):
         # No stored name or fingerprint holds NUL, and PostgreSQL refuses it in text.
         return []
-    if fingerprint is None and name is None:  # the common case, on the fast path
-        return [SSHKeyRecord(*row) for row in await conn.fetch(_LIST, {"owner_id": owner_id})]
-    query = _OWNED
+    conditions = []
     if fingerprint is not None:
-        query = query.where(_fingerprint_condition(fingerprint))
+        conditions.append(_fingerprint_condition(fingerprint))
     if name is not None:
-        query = query.where(SSHKey.name == name)
-    rows = await conn.execute(query.order_by(SSHKey.created_at, SSHKey.id), {"owner_id": owner_id})
-    return [_record(row) for row in rows]
+        conditions.append(SSHKey.name == name)
+    query = _OWNED.where(*conditions).order_by(*_OLDEST_FIRST)
+    return await unit.fetch(Statement(query, SSHKeyRecord), {"owner_id": owner_id})
 
 
-async def authorized_keys(conn: Connection, owner_id: str) -> list[str]:
-    """The owner's public keys as `authorized_keys` lines: default first, then oldest first."""
-    return [row[0] for row in await conn.fetch(_AUTHORIZED_KEYS, {"owner_id": owner_id})]
+def authorized_keys_lines(keys: list[SSHKeyRecord]) -> list[str]:
+    """`authorized_keys` lines of these keys (oldest first): the default first, then oldest first."""
+    ordered = sorted(keys, key=lambda key: not key.is_default)  # a stable sort keeps the age order
+    return [key.public_key for key in ordered]
 
 
-async def rename(conn: Connection, actor: Actor, key_id: str, name: str) -> SSHKeyRecord:
+async def rename(unit: Unit, actor: Actor, key_id: str, name: str) -> SSHKeyRecord:
     """Give a key a new (already validated) name; the same name changes nothing.
 
     Raises NotFoundError, or ConflictError when another key has that name.
     """
     owner_id = actor.owner_id
-    await owners.lock(conn, owner_id)
-    record = await get(conn, owner_id, key_id)
+    await owners.lock(unit, owner_id)
+    record = await get(unit, owner_id, key_id)
     if record.name == name:
         return record
-    await _ensure_name_free(conn, owner_id, name)
+    if await unit.fetch(_NAME_TAKEN, {"owner_id": owner_id, "name": name}):
+        raise _name_taken(name)
     now = utcnow()
-    await conn.run(_RENAME, {"b_owner_id": owner_id, "b_key_id": key_id, "b_name": name, "at": now})
+    await unit.run(_RENAME, {"b_owner_id": owner_id, "b_key_id": key_id, "b_name": name, "at": now})
     renamed = record._replace(name=name, updated_at=now)
-    await _audit(conn, actor, "ssh_key.rename", renamed, at=now)
+    await _audit(unit, actor, "ssh_key.rename", renamed, at=now)
     return renamed
 
 
-async def make_default(conn: Connection, actor: Actor, key_id: str) -> None:
+async def make_default(unit: Unit, actor: Actor, key_id: str) -> None:
     """Make the key the owner's only default; already default changes nothing."""
     owner_id = actor.owner_id
-    await owners.lock(conn, owner_id)
-    record = await get(conn, owner_id, key_id)
+    await owners.lock(unit, owner_id)
+    record = await get(unit, owner_id, key_id)
     if record.is_default:
         return
     now = utcnow()
     # Two statements, clear then set: a unique index is checked row by row, so one
     # statement flipping both rows could see two defaults half-way.
-    await conn.run(_CLEAR_DEFAULT, {"b_owner_id": owner_id, "at": now})
-    await conn.run(_SET_DEFAULT, {"b_owner_id": owner_id, "b_key_id": key_id, "at": now})
-    await _audit(conn, actor, "ssh_key.make_default", record, at=now)
+    await unit.run(_CLEAR_DEFAULT, {"b_owner_id": owner_id, "at": now})
+    await unit.run(_SET_DEFAULT, {"b_owner_id": owner_id, "b_key_id": key_id, "at": now})
+    await _audit(unit, actor, "ssh_key.make_default", record, at=now)
 
 
-async def delete_key(conn: Connection, actor: Actor, key_id: str) -> SSHKeyRecord:
+async def delete_key(unit: Unit, actor: Actor, key_id: str) -> SSHKeyRecord:
     """Delete a key; if it was the default, the newest remaining key becomes the default.
 
     Returns the deleted key. Raises NotFoundError.
     """
     owner_id = actor.owner_id
-    await owners.lock(conn, owner_id)
-    record = await get(conn, owner_id, key_id)
-    await conn.run(_DELETE, {"b_owner_id": owner_id, "b_key_id": key_id})
+    await owners.lock(unit, owner_id)
+    record = await get(unit, owner_id, key_id)
+    await unit.run(_DELETE, {"b_owner_id": owner_id, "b_key_id": key_id})
     now = utcnow()
-    await _audit(conn, actor, "ssh_key.delete", record, at=now)
+    await _audit(unit, actor, "ssh_key.delete", record, at=now)
     if record.is_default:
-        rows = await conn.fetch(_NEWEST, {"owner_id": owner_id})
-        if rows:
-            await conn.run(
-                _SET_DEFAULT, {"b_owner_id": owner_id, "b_key_id": rows[0][0], "at": now}
-            )
-            promoted = SSHKeyRecord(*rows[0])._replace(is_default=True, updated_at=now)
-            await _audit(conn, actor, "ssh_key.make_default", promoted, at=now)
+        newest = await unit.fetch_one(_NEWEST, {"owner_id": owner_id})
+        if newest is not None:
+            await unit.run(_SET_DEFAULT, {"b_owner_id": owner_id, "b_key_id": newest.id, "at": now})
+            promoted = newest._replace(is_default=True, updated_at=now)
+            await _audit(unit, actor, "ssh_key.make_default", promoted, at=now)
     return record
 
 
 async def _audit(
-    conn: Connection, actor: Actor, action: str, record: SSHKeyRecord, *, at: dt.datetime
+    unit: Unit, actor: Actor, action: str, record: SSHKeyRecord, *, at: dt.datetime
 ) -> None:
     await audit.record(
-        conn,
+        unit,
         actor,
         action,
         ssh_key_id=record.id,
@@ -309,14 +298,8 @@ async def _audit(
     )
 
 
-async def _ensure_name_free(conn: Connection, owner_id: str, name: str) -> None:
-    if await conn.fetch(_ID_OF_NAME, {"owner_id": owner_id, "name": name}):
-        raise ConflictError(f'An SSH key named "{name}" already exists; choose another name')
-
-
-def _record(row: Row[Any]) -> SSHKeyRecord:
-    # Rows come from _SELECT, whose columns are the record's fields, in order.
-    return SSHKeyRecord(*row)  # type: ignore[call-arg]
+def _name_taken(name: str) -> ConflictError:
+    return ConflictError(f'An SSH key named "{name}" already exists; choose another name')
 
 
 def _fingerprint_condition(fingerprint: str) -> ColumnElement[bool]:

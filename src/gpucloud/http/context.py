@@ -1,0 +1,32 @@
+"""What every request may use, built once per app: `services(request)` hands it out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+
+if TYPE_CHECKING:
+    from gpucloud.config import Settings
+    from gpucloud.db import Database
+    from gpucloud.http.cache import BodyCache
+    from gpucloud.ops.metrics import Metrics
+    from gpucloud.ratelimit import RateLimiter
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The app's settings and the objects built from them (one of each per process)."""
+
+    settings: Settings
+    database: Database
+    metrics: Metrics
+    limiter: RateLimiter
+    bodies: BodyCache
+
+
+def services(request: Request) -> Services:
+    """The services of the app serving `request` (set by gpucloud.app.create_app)."""
+    found: Services = request.app.state.services
+    return found

@@ -1,0 +1,313 @@
+"""One way to run a statement: the same records, types and snapshots on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import gc
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
+
+import pytest
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    delete,
+    insert,
+    literal_column,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.schema import CreateTable
+
+from gpucloud.audit.service import Actor
+from gpucloud.config import Settings
+from gpucloud.db import (
+    Database,
+    IntegrityError,
+    Statement,
+    StatementError,
+    UTCDateTime,
+    create_database,
+    utcnow,
+)
+from gpucloud.owners import service as owners
+from gpucloud.owners.models import Owner
+from gpucloud.ssh_keys import service
+from gpucloud.ssh_keys.models import SSHKey
+from tests.support import databases
+from tests.support.api_keys import open_database
+from tests.support.bulk_keys import ed25519_public_line
+
+# A table of every column type the models use, made by each test for itself.
+_SCRATCH = MetaData()
+_SAMPLES = Table(
+    "statement_samples",
+    _SCRATCH,
+    Column("id", String(24), primary_key=True),
+    Column("flag", Boolean, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("at", UTCDateTime(), nullable=True),
+    Column("blob", LargeBinary, nullable=True),
+    Column("label", String(64), nullable=True),
+)
+
+
+T = TypeVar("T")
+
+
+class Sample(NamedTuple):
+    # Deliberately not in the table's column order: records are built by name.
+    label: str | None
+    at: dt.datetime | None
+    id: str
+    blob: bytes | None
+    count: int
+    flag: bool
+
+
+_ALL_SAMPLES = Statement(select(*_SAMPLES.columns).order_by(_SAMPLES.c.id), Sample)
+_INSERT_SAMPLE = Statement(insert(_SAMPLES))
+
+
+def on_both(
+    work: Callable[[str], Awaitable[T]],
+    sqlite_template: databases.SQLiteTemplate,
+    postgres_template: databases.PostgresTemplate,
+    directory: Path,
+) -> tuple[T, T]:
+    """What `work(database_url)` returns on a fresh SQLite and a fresh PostgreSQL database."""
+    name = postgres_template.clone()
+    try:
+        on_postgres = asyncio.run(work(databases.postgres_url(name)))
+    finally:
+        databases.drop_postgres_database(name)
+    return asyncio.run(work(sqlite_template.copy_to(directory))), on_postgres
+
+
+async def _make_scratch_table(database: Database, *, with_default_column: bool = False) -> None:
+    async with database.write() as unit:
+        await unit.run(text(str(CreateTable(_SAMPLES).compile(dialect=database.dialect))))
+        if with_default_column:
+            await unit.run(
+                text("ALTER TABLE statement_samples ADD COLUMN added INTEGER DEFAULT 7 NOT NULL")
+            )
+
+
+_AT = dt.datetime(2026, 12, 2, 10, 11, 12, 345000, tzinfo=dt.UTC)
+
+
+async def _round_trip(database_url: str) -> list[Sample]:
+    async with open_database(database_url) as database:
+        await _make_scratch_table(database)
+        async with database.write() as unit:
+            await unit.run(
+                _INSERT_SAMPLE,
+                {
+                    "id": "a",
+                    "flag": True,
+                    "count": 2**40,
+                    "at": _AT,
+                    "blob": b"\x00\xff",
+                    "label": "é",
+                },
+            )
+            await unit.run(
+                _INSERT_SAMPLE,
+                {"id": "b", "flag": False, "count": 0, "at": None, "blob": None, "label": None},
+            )
+        return await database.fetch(_ALL_SAMPLES)
+
+
+def test_records_and_types_are_the_same_on_both_databases(
+    sqlite_template: databases.SQLiteTemplate,
+    postgres_template: databases.PostgresTemplate,
+    tmp_path: Path,
+) -> None:
+    """If the same rows are written and read on SQLite and PostgreSQL, then the records are
+    equal field by field, with the same Python types (aware UTC datetimes, bools, ints, bytes)."""
+    on_sqlite, on_postgres = on_both(_round_trip, sqlite_template, postgres_template, tmp_path)
+    assert on_sqlite == on_postgres
+    for ours, theirs in zip(on_sqlite, on_postgres, strict=True):
+        assert [type(v) for v in ours] == [type(v) for v in theirs]
+    assert on_sqlite[0] == Sample("é", _AT, "a", b"\x00\xff", 2**40, True)
+    assert on_sqlite[0].at is not None and on_sqlite[0].at.utcoffset() == dt.timedelta(0)
+
+
+def test_the_same_service_operations_leave_the_same_rows_on_both_databases(
+    sqlite_template: databases.SQLiteTemplate,
+    postgres_template: databases.PostgresTemplate,
+    tmp_path: Path,
+) -> None:
+    """If the same creates, renames, default changes and deletes run on both databases, then
+    each owner's keys come back equal on both (ids and times aside), in the same order."""
+    lines = [ed25519_public_line(f"key{i}@host") for i in range(5)]
+
+    async def operations(database_url: str) -> list[tuple[Any, ...]]:
+        async with open_database(database_url) as database:
+            async with database.write() as unit:
+                owner_id = await owners.get_or_create(unit, "alice")
+            actor = Actor(owner_id=owner_id, api_key_id=None, client="test")
+            ids = []
+            for i, line in enumerate(lines):
+                async with database.write() as unit:
+                    new = service.prepare(f"key {i}", line)
+                    ids.append((await service.create(unit, actor, new, max_keys=10)).id)
+            async with database.write() as unit:
+                await service.rename(unit, actor, ids[1], "renamed")
+                await service.make_default(unit, actor, ids[3])
+                await service.delete_key(unit, actor, ids[3])  # the default: promotes ids[4]
+                await service.delete_key(unit, actor, ids[0])
+            async with database.read() as unit:
+                keys = await service.owner_keys(unit, owner_id)
+        return [
+            (k.name, k.public_key, k.is_default, k.fingerprint_sha256, k.key_type, k.key_bits)
+            for k in keys.keys
+        ] + [("version", keys.version)]
+
+    on_sqlite, on_postgres = on_both(operations, sqlite_template, postgres_template, tmp_path)
+    assert on_sqlite == on_postgres
+    assert [row[0] for row in on_sqlite[:-1]] == ["renamed", "key 2", "key 4"]
+    assert [row[2] for row in on_sqlite[:-1]] == [False, False, True]
+
+
+async def test_an_insert_works_when_a_column_with_a_default_is_added(database_url: str) -> None:
+    """If a table gains a column with a default, then an insert that does not name it still
+    works, and the row reads back with the default."""
+    async with open_database(database_url) as database:
+        await _make_scratch_table(database, with_default_column=True)
+        async with database.write() as unit:
+            await unit.run(_INSERT_SAMPLE, {"id": "c", "flag": True, "count": 1})
+        rows = await database.fetch(Statement(select(_SAMPLES.c.id, literal_column("added"))))
+    assert [(row.id, row.added) for row in rows] == [("c", 7)]
+
+
+def test_a_record_whose_fields_do_not_match_the_columns_stops_the_start(database_url: str) -> None:
+    """If a statement's columns are not exactly its record's fields, then opening the
+    database (which compiles every declared statement, as the server does at start-up)
+    fails and names both."""
+
+    class Wrong(NamedTuple):
+        id: str
+        name: str
+
+    statement = Statement(select(SSHKey.id, SSHKey.public_key), Wrong)
+    try:
+        with pytest.raises(StatementError, match=r"Wrong has fields \['id', 'name'\].*public_key"):
+            create_database(Settings(database_url=database_url))
+    finally:
+        del statement  # declared statements are held weakly: gone for the next test
+        gc.collect()
+
+
+async def test_the_reads_of_a_read_unit_share_one_snapshot(database_url: str) -> None:
+    """If another connection commits a change between two reads of one read unit, then the
+    second read still sees the state of the first, on both databases."""
+    by_id = Statement(select(Owner.name).where(Owner.id == bindparam("id")))
+    async with open_database(database_url) as database, open_database(database_url) as other:
+        async with database.write() as unit:
+            owner_id = await owners.get_or_create(unit, "before")
+        async with database.read() as unit:
+            first = await unit.fetch_one(by_id, {"id": owner_id})
+            async with other.write() as writer:
+                await writer.run(update(Owner).where(Owner.id == owner_id).values(name="after"))
+            second = await unit.fetch_one(by_id, {"id": owner_id})
+        after = await database.fetch(by_id, {"id": owner_id})
+    assert first is not None and second is not None
+    assert (first.name, second.name, after[0].name) == ("before", "before", "after")
+
+
+async def test_a_unique_index_refusal_is_one_error_on_both_databases(database_url: str) -> None:
+    """If a write breaks a unique index, then the unit raises gpucloud's IntegrityError,
+    whichever the database, and nothing of that unit is kept."""
+    async with open_database(database_url) as database:
+        async with database.write() as unit:
+            await owners.get_or_create(unit, "alice")
+        with pytest.raises(IntegrityError):
+            async with database.write() as unit:
+                await unit.run(
+                    insert(Owner), {"id": "1" * 24, "name": "bob", "created_at": utcnow()}
+                )
+                await unit.run(
+                    insert(Owner), {"id": "2" * 24, "name": "alice", "created_at": utcnow()}
+                )
+        names = await database.fetch(Statement(select(Owner.name).order_by(Owner.name)))
+    assert [row.name for row in names] == ["alice"]
+
+
+async def test_every_write_to_an_owners_keys_moves_its_version_and_count(database_url: str) -> None:
+    """If any statement inserts, updates or deletes an owner's SSH keys — through the
+    services or as plain SQL — then the owner's version moves and its key count is the
+    number of its keys, in the same transaction; other owners' versions do not move."""
+    state = Statement(select(Owner.version, Owner.key_count).where(Owner.id == bindparam("id")))
+    count = Statement(select(SSHKey.id).where(SSHKey.owner_id == bindparam("id")))
+    async with open_database(database_url) as database:
+        async with database.write() as unit:
+            alice = await owners.get_or_create(unit, "alice")
+            bob = await owners.get_or_create(unit, "bob")
+        actor = Actor(owner_id=alice, api_key_id=None, client="test")
+
+        async def check(label: str, before: int) -> int:
+            (row,) = await database.fetch(state, {"id": alice})
+            keys = await database.fetch(count, {"id": alice})
+            assert row.version > before, f"{label} did not move the version"
+            assert row.key_count == len(keys), label
+            (other,) = await database.fetch(state, {"id": bob})
+            assert other.version == 0, f"{label} moved another owner's version"
+            return int(row.version)
+
+        version = -1
+        ids = []
+        for i in range(3):
+            async with database.write() as unit:
+                new = service.prepare(f"k{i}", ed25519_public_line(f"k{i}@host"))
+                ids.append((await service.create(unit, actor, new, max_keys=10)).id)
+            version = await check("create", version)
+        for label, work in (
+            ("rename", lambda unit: service.rename(unit, actor, ids[1], "renamed")),
+            ("makedefault", lambda unit: service.make_default(unit, actor, ids[2])),
+            ("delete of the default", lambda unit: service.delete_key(unit, actor, ids[2])),
+            ("delete", lambda unit: service.delete_key(unit, actor, ids[0])),
+            ("plain UPDATE", lambda unit: unit.run(update(SSHKey).values(name="x"))),
+            ("plain DELETE", lambda unit: unit.run(delete(SSHKey))),
+        ):
+            async with database.write() as unit:
+                await work(unit)
+            version = await check(label, version)
+        (row,) = await database.fetch(state, {"id": alice})
+        assert row.key_count == 0
+
+
+async def test_lock_reads_the_key_count_without_counting_rows(database_url: str) -> None:
+    """If an owner has keys, then the owner lock returns their number (kept by the database)."""
+    async with open_database(database_url) as database:
+        async with database.write() as unit:
+            owner_id = await owners.get_or_create(unit, "alice")
+        actor = Actor(owner_id=owner_id, api_key_id=None, client="test")
+        for i in range(4):
+            async with database.write() as unit:
+                new = service.prepare(f"k{i}", ed25519_public_line())
+                await service.create(unit, actor, new, max_keys=10)
+        async with database.write() as unit:
+            assert await owners.lock(unit, owner_id) == 4
+
+
+def test_every_statement_of_the_services_compiles_for_both_databases() -> None:
+    """If the app's modules are imported, then every statement they declare compiles for
+    SQLite and PostgreSQL with records that match its columns (the start-up check)."""
+    from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+
+    import gpucloud.app  # noqa: F401 - imports every service module
+    from gpucloud.db.databases import SQLiteUnit
+    from gpucloud.db.statements import compile_all
+
+    for dialect in (SQLiteUnit.dialect, PGDialect_asyncpg()):
+        assert compile_all(dialect) > 20
