@@ -121,6 +121,8 @@ class ValidityPolicy:
             "such as 30m or 8h"
         )
         try:
+            if not isinstance(valid_for, str):
+                raise InvalidInputError("not text")
             duration = _parse_duration(valid_for)
         except InvalidInputError:
             problem = f"validFor must be a number and a unit (s, m, h, d), {allowed}"
