@@ -136,7 +136,7 @@ class ValidityPolicy:
 def _parse_duration(text: str) -> dt.timedelta:
     # The one reader of durations lives with the API keys, whose module also holds
     # database code: imported here, when first needed, so that importing the CA loads
-    # no database layer. (It belongs in a module of its own; see the report of issue 12.)
+    # no database layer. (In a module of its own, it would be a plain import here.)
     from gpucloud.api_keys.service import parse_duration
 
     return parse_duration(text)
