@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from typer.testing import CliRunner
 
@@ -12,6 +9,7 @@ from gpucloud.cli import app
 from gpucloud.client import Client
 from tests.cli.conftest import RunCLI
 from tests.support.bulk_keys import ed25519_public_line
+from tests.support.modules import modules_loaded_by
 
 COMMANDS = [
     ["login"],
@@ -49,17 +47,12 @@ def test_usage_errors_exit_2(arguments: list[str]) -> None:
 
 def test_help_loads_neither_the_client_nor_the_server() -> None:
     """If `gpucloud ssh-keys --help` runs, then httpx, the key parser and the server stay unloaded."""
-    code = (
+    loaded = modules_loaded_by(
         "import sys\n"
         "from gpucloud.cli import main\n"
         "sys.argv = ['gpucloud', 'ssh-keys', 'add', '--help']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print('MODULES', *sorted(sys.modules))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    loaded = result.stdout.split("MODULES", 1)[1].split()
     heavy = ("httpx", "cryptography", "fastapi", "sqlalchemy", "gpucloud.client", "gpucloud.pubkey")
     assert [m for m in loaded if m.split(".")[0] in heavy or m in heavy] == []
 

@@ -14,9 +14,11 @@ What it records, from session start (pytest_configure) to session end:
   sent by httpx, including well-formed keys that were never issued: a server must not
   log a guessed key either).
 - **Private-key lines.** The base64 body lines of every private key made by
-  `tests.support.keygen.generate` (wrapped), read when the key is made. Lines shorter
-  than 40 characters (the tail of a block) and lines that also occur in the key's own
-  public line (public material) are left out, so that a match means a real leak.
+  `tests.support.keygen.generate` (wrapped), read when the key is made, and of every
+  SSH CA key file made or read in the test process (`gpucloud.ca.keys.load` is
+  wrapped). Lines shorter than 40 characters (the tail of a block) and lines that also
+  occur in the key's own public line (public material) are left out, so that a match
+  means a real leak.
 
 What it searches:
 
@@ -307,6 +309,7 @@ class _Patches:
 
 def _install(audit: SecretAudit, patches: _Patches) -> None:
     from gpucloud.api_keys import secrets as api_key_secrets
+    from gpucloud.ca import keys as ca_keys
     from tests.support import keygen
     from tests.support.server import GPUCLOUD, ServerProcess
 
@@ -328,6 +331,18 @@ def _install(audit: SecretAudit, patches: _Patches) -> None:
             return key
 
         return generate
+
+    def wrap_ca_load(original: Callable[..., Any]) -> Callable[..., Any]:
+        # `init` and `rotate` end by calling `load`, so every CA key made or read in
+        # the test process passes here.
+        def load(key_file: Path) -> Any:
+            loaded = original(key_file)
+            audit.record_private_key(
+                key_file.read_text(), loaded.trust_list(), f"SSH CA key {key_file}"
+            )
+            return loaded
+
+        return load
 
     def wrap_server_start(original: Callable[..., ServerProcess]) -> Callable[..., Any]:
         def start(self: ServerProcess, *args: Any, **kwargs: Any) -> ServerProcess:
@@ -382,6 +397,7 @@ def _install(audit: SecretAudit, patches: _Patches) -> None:
 
     patches.replace(api_key_secrets, "generate", wrap_generate_secret)
     patches.replace(keygen, "generate", wrap_keygen)
+    patches.replace(ca_keys, "load", wrap_ca_load)
     patches.replace(ServerProcess, "start", wrap_server_start)
     patches.replace(subprocess, "run", wrap_run)
     # Real servers and the in-process app; MockTransport bodies are the tests' own.
