@@ -6,7 +6,7 @@ worker, pinned to one core; wrk pinned to the other where there are two):
 
 1. the **ceiling**, `bench.ceiling:create_app`: a bare Starlette app that answers each
    benchmarked route with a constant, pre-serialised response of gpucloud's shape;
-2. **gpucloud**, `gpucloud.app:create_app_from_env` (what `gpucloud serve` runs), on a
+2. **gpucloud**, `gpucloud.app:serving_app` (what `gpucloud serve` runs), on a
    fresh copy of a cached SQLite database per scenario.
 
 For each scenario (GET list, POST create, PATCH makedefault; then GET and POST again with
@@ -71,7 +71,7 @@ UVICORN_OPTIONS = [
 ]  # fmt: skip
 TARGETS = {
     "ceiling": "bench.ceiling:create_app",
-    "gpucloud": "gpucloud.app:create_app_from_env",
+    "gpucloud": "gpucloud.app:serving_app",
 }
 PACKAGES = (
     "gpucloud", "uvicorn", "uvloop", "httptools", "starlette", "fastapi", "pydantic",
@@ -1078,7 +1078,7 @@ lives through the whole run.)
 ## Method
 
 - **Servers.** Both started by one command line, `{server_cmd}`, TARGET being
-  `bench.ceiling:create_app` or `gpucloud.app:create_app_from_env`. `bench/serve.py` runs
+  `bench.ceiling:create_app` or `gpucloud.app:serving_app`. `bench/serve.py` runs
   gpucloud's own server entry point (`gpucloud.server`, which `gpucloud serve` execs after
   migrating) and swaps only the app it hands to `uvicorn.run`, so both servers get exactly
   the options gpucloud ships; the database is migrated beforehand by `gpucloud db upgrade`.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -48,8 +49,14 @@ def uvicorn_options(settings: Settings, host: str, port: int, workers: int) -> d
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Serve until stopped; arguments as `gpucloud serve` passes them."""
+def main(
+    argv: list[str] | None = None, *, app_factory: Callable[[Settings], Any] = serving_app
+) -> None:
+    """Serve until stopped; arguments as `gpucloud serve` passes them.
+
+    `app_factory` builds the app from the settings (bench/serve.py swaps it to serve its
+    ceiling on exactly these options).
+    """
     parser = argparse.ArgumentParser(prog="python -m gpucloud.server")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
@@ -62,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         # Worker processes import the app by name and read the settings themselves.
         uvicorn.run(APP_FACTORY, factory=True, **options)
     else:
-        uvicorn.run(serving_app(settings), **options)
+        uvicorn.run(app_factory(settings), **options)
 
 
 if __name__ == "__main__":

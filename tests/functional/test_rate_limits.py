@@ -1,15 +1,17 @@
 """Rate limits (issue #5): per API key, and per client address for failed authentication.
 
 Each test builds an app with its own small limits on the test's database; the keys come
-from the usual fixtures (their app has no limits). A key's limit is a sliding window of
-`burst` requests per `burst / rate` seconds; with a fast rate that window is 1 second, so
-the waits here stay at one second.
+from the usual fixtures (their app has no limits). A key's limit is a token bucket of
+`burst` tokens refilled at `rate` a second; with a rate of 1 a second, a throttled key
+waits one second.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -46,6 +48,15 @@ async def client_from(app: GpuCloudApp, address: str = HOME) -> AsyncIterator[ht
         yield client
 
 
+def redis_url_reachable() -> str | None:
+    """The machine's Redis, if one answers on 127.0.0.1:6379."""
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
+            return "redis://127.0.0.1:6379/0"
+    except OSError:
+        return None
+
+
 def retry_after(response: httpx.Response) -> int:
     """The 429's Retry-After, asserted to be a whole number of seconds, at least 1."""
     assert_error(response, 429)
@@ -53,13 +64,6 @@ def retry_after(response: httpx.Response) -> int:
     assert value.isdigit(), f"Retry-After {value!r} is not a whole number of seconds"
     assert int(value) >= 1, value
     return int(value)
-
-
-async def away_from_a_window_edge(window_s: int, margin_s: float = 3.0) -> None:
-    """Wait past the next boundary of `window_s`-second windows if it is under `margin_s` away."""
-    left = window_s - time.time() % window_s
-    if left < margin_s:
-        await asyncio.sleep(left + 0.05)
 
 
 async def statuses(client: httpx.AsyncClient, secret: str, count: int) -> list[int]:
@@ -83,12 +87,11 @@ async def test_a_key_past_its_burst_gets_429_in_the_error_shape(
     """If a key sends more requests at once than its burst of 3, then the first 3 are answered
     and the next is a 429 in the error shape that says why and when to retry."""
     async with (
-        limited_app(database_url, rate_limit_burst=3, rate_limit_per_second=100) as app,
+        limited_app(database_url, rate_limit_burst=3, rate_limit_per_second=0.2) as app,
         client_from(app) as client,
     ):
         answered = await statuses(client, alice, 3)
-        # A 1-second window may turn over between requests and let one more through.
-        throttled = await until_throttled(client, alice, 2)
+        throttled = await client.get(PREFIX, headers=auth(alice))
     assert answered == [200, 200, 200]
     retry_after(throttled)
     message = throttled.json()["message"]
@@ -97,13 +100,13 @@ async def test_a_key_past_its_burst_gets_429_in_the_error_shape(
 
 async def test_after_waiting_retry_after_the_key_works_again(database_url: str, alice: str) -> None:
     """If a throttled client waits the Retry-After it was given, then its next request is
-    answered; the wait for a burst is at most 2 seconds."""
+    answered; with a rate of 1 a second, the wait is 1 second."""
     async with (
-        limited_app(database_url, rate_limit_burst=2, rate_limit_per_second=100) as app,
+        limited_app(database_url, rate_limit_burst=2, rate_limit_per_second=1) as app,
         client_from(app) as client,
     ):
         wait = retry_after(await until_throttled(client, alice, 4))
-        assert wait <= 2, f"a 1-second burst window asks for a {wait} s wait"
+        assert wait == 1, f"a bucket refilled at 1 a second asks for a {wait} s wait"
         await asyncio.sleep(wait)
         again = await client.get(PREFIX, headers=auth(alice))
     assert again.status_code == 200, again.text
@@ -116,7 +119,7 @@ async def test_a_throttled_key_does_not_slow_other_keys(
     key are answered at that very moment: the limit is per API key."""
     alice_second = await make_api_key("alice")
     async with (
-        limited_app(database_url, rate_limit_burst=2, rate_limit_per_second=100) as app,
+        limited_app(database_url, rate_limit_burst=2, rate_limit_per_second=0.2) as app,
         client_from(app) as client,
     ):
         await until_throttled(client, alice, 4)
@@ -130,16 +133,13 @@ async def test_a_slow_sustained_rate_makes_a_key_wait_longer_than_a_second(
     database_url: str, alice: str
 ) -> None:
     """If a key may send 3 requests at once but only 0.001 a second sustained, then after its
-    3 the next is a 429 whose Retry-After is longer than the 1-second wait of a fast rate."""
-    # burst / rate = a 3000-second window; the windows are aligned on multiples of their
-    # length since the epoch, and a window turning over mid-test would refill the bucket.
-    await away_from_a_window_edge(3000)
+    3 the next is a 429 whose Retry-After is the time one token takes to come back (1000 s)."""
     limits = {"rate_limit_burst": 3, "rate_limit_per_second": 0.001}
     async with limited_app(database_url, **limits) as app, client_from(app) as client:
         answered = await statuses(client, alice, 3)
         throttled = await client.get(PREFIX, headers=auth(alice))
     assert answered == [200, 200, 200]
-    assert 2 <= retry_after(throttled) <= 3000
+    assert 990 <= retry_after(throttled) <= 1000
 
 
 async def test_failed_authentications_throttle_the_address_even_with_a_good_key(
@@ -206,3 +206,26 @@ async def test_with_its_redis_unreachable_the_api_keeps_serving_and_says_so(
         if line.startswith('gpucloud_dependency_failures_total{dependency="redis"}')
     ]
     assert failures and float(failures[0].split()[-1]) >= 1, failures
+
+
+async def test_memory_and_redis_buckets_decide_the_same() -> None:
+    """If the same requests, at the same times, meet a bucket in memory and one in Redis,
+    then both let the same ones through and ask the same waits of the others."""
+    if redis_url_reachable() is None:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    from gpucloud.ratelimit import MemoryBuckets, RedisBuckets
+
+    memory, shared = MemoryBuckets(), RedisBuckets("redis://127.0.0.1:6379/0")
+    key = f"test-{secrets.token_hex(8)}"
+    start = time.time()
+    # (seconds after start, tokens taken): a burst, a refill, a look, a long pause.
+    steps = [(0, 1), (0, 1), (0, 1), (0, 1), (0.5, 1), (1.25, 1), (1.25, 0), (2, 1), (60, 1)]
+    try:
+        for offset, cost in steps:
+            now = start + offset
+            expected = await memory.take(key, 2.0, 3.0, now, cost)
+            got = await shared.take(key, 2.0, 3.0, now, cost)
+            assert got == pytest.approx(expected, abs=1e-6), (offset, cost)
+    finally:
+        await shared._redis.delete(f"gpucloud:{key}")
+        await shared._redis.aclose()

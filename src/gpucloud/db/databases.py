@@ -102,14 +102,22 @@ class SQLiteUnit(Unit):
     def __init__(self, raw: sqlite3.Connection) -> None:
         self._raw = raw
 
+    # Plain try/except rather than the _sqlite_errors context manager: these run for
+    # every statement, and a generator-based context manager costs more than the query.
     async def _rows(self, sql: str, arguments: list[Any]) -> list[Any]:
-        with _sqlite_errors():
+        try:
             rows: list[Any] = self._raw.execute(sql, arguments).fetchall()
+        except sqlite3.Error as exc:
+            _raise_translated(_translated_sqlite(exc), exc)
+            raise
         return rows
 
     async def _rowcount(self, sql: str, arguments: list[Any]) -> int:
-        with _sqlite_errors():
+        try:
             return self._raw.execute(sql, arguments).rowcount
+        except sqlite3.Error as exc:
+            _raise_translated(_translated_sqlite(exc), exc)
+            raise
 
 
 class PostgresUnit(Unit):
@@ -120,13 +128,19 @@ class PostgresUnit(Unit):
         self.dialect = dialect
 
     async def _rows(self, sql: str, arguments: list[Any]) -> list[Any]:
-        with _postgres_errors():
+        try:
             rows: list[Any] = await self._connection.fetch(sql, *arguments)
+        except Exception as exc:
+            _raise_translated(_translated_postgres(exc), exc)
+            raise
         return rows
 
     async def _rowcount(self, sql: str, arguments: list[Any]) -> int:
-        with _postgres_errors():
+        try:
             status: str = await self._connection.execute(sql, *arguments)
+        except Exception as exc:
+            _raise_translated(_translated_postgres(exc), exc)
+            raise
         # "UPDATE 2", "DELETE 0", "INSERT 0 1": the count is the last word ("CREATE
         # TABLE" and other DDL have none).
         count = status.rsplit(" ", 1)[-1]
@@ -210,6 +224,7 @@ class SQLiteDatabase(Database):
         self._batch: asyncio.Future[None] | None = None
         self._committer: asyncio.Task[None] | None = None
         self._reader: sqlite3.Connection | None = None
+        self._reader_unit: SQLiteUnit
         self._writer: sqlite3.Connection | None = None
 
     def _connect(self) -> sqlite3.Connection:
@@ -230,16 +245,20 @@ class SQLiteDatabase(Database):
     def _read_connection(self) -> sqlite3.Connection:
         if self._reader is None:
             self._reader = self._connect()
+            self._reader_unit = SQLiteUnit(self._reader)
         return self._reader
 
     async def fetch(
         self, statement: Statement[R], values: Mapping[str, Any] | None = None
     ) -> list[R]:
-        # The lock keeps a lone statement out of a read unit's open transaction, whose
-        # snapshot may be older than the statement should see.
-        async with self._read_lock:
-            with _sqlite_errors():
-                return await SQLiteUnit(self._read_connection()).fetch(statement, values)
+        self._read_connection()
+        if self._read_lock.locked():
+            # A read unit's transaction is open on the reader, with a snapshot that may
+            # be older than this statement should see: wait for it to end. (Statements
+            # never yield, so nothing can open one between this check and the query.)
+            async with self._read_lock:
+                return await self._reader_unit.fetch(statement, values)
+        return await self._reader_unit.fetch(statement, values)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Unit]:
@@ -474,35 +493,54 @@ _UNREACHABLE = "The database is unreachable; try again shortly"
 _BUSY = "The database is unavailable or busy; try again shortly"
 
 
+def _translated_sqlite(exc: BaseException) -> BaseException:
+    """What a sqlite3 (or OS) error means to gpucloud; anything else comes back as it was."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        return IntegrityError(str(exc))
+    if isinstance(exc, sqlite3.OperationalError):
+        if any(marker in str(exc).lower() for marker in _SQLITE_OUTAGE_MARKERS):
+            return UnavailableError(_BUSY)
+    elif isinstance(exc, OSError):
+        return UnavailableError(_UNREACHABLE)
+    return exc
+
+
+def _translated_postgres(exc: BaseException) -> BaseException:
+    """What an asyncpg (or OS) error means to gpucloud; anything else comes back as it was."""
+    import asyncpg
+
+    if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+        return IntegrityError(str(exc))
+    if isinstance(exc, asyncpg.PostgresError):
+        state = exc.sqlstate or ""
+        if state in _POSTGRES_OUTAGE_STATES or state.startswith(_POSTGRES_OUTAGE_CLASS):
+            return UnavailableError(_BUSY)
+    elif isinstance(exc, asyncpg.InterfaceError | OSError | TimeoutError):
+        # A cut connection ("connection is closed"), a refused or reset one, a connect
+        # or pool timeout.
+        return UnavailableError(_UNREACHABLE)
+    return exc
+
+
+def _raise_translated(translated: BaseException, original: BaseException) -> None:
+    """Raise the translation of an error, if it has one (the caller re-raises otherwise)."""
+    if translated is not original:
+        raise translated from original
+
+
 @contextmanager
 def _sqlite_errors() -> Iterator[None]:
     try:
         yield
-    except sqlite3.IntegrityError as exc:
-        raise IntegrityError(str(exc)) from exc
-    except sqlite3.OperationalError as exc:
-        if any(marker in str(exc).lower() for marker in _SQLITE_OUTAGE_MARKERS):
-            raise UnavailableError(_BUSY) from exc
+    except (sqlite3.Error, OSError) as exc:
+        _raise_translated(_translated_sqlite(exc), exc)
         raise
-    except OSError as exc:
-        raise UnavailableError(_UNREACHABLE) from exc
 
 
 @contextmanager
 def _postgres_errors() -> Iterator[None]:
-    import asyncpg
-
     try:
         yield
-    except asyncpg.IntegrityConstraintViolationError as exc:
-        raise IntegrityError(str(exc)) from exc
-    except asyncpg.PostgresError as exc:
-        state = exc.sqlstate or ""
-        if state in _POSTGRES_OUTAGE_STATES or state.startswith(_POSTGRES_OUTAGE_CLASS):
-            raise UnavailableError(_BUSY) from exc
+    except Exception as exc:
+        _raise_translated(_translated_postgres(exc), exc)
         raise
-    except asyncpg.InterfaceError as exc:
-        # "connection is closed", "another operation is in progress" after a cut.
-        raise UnavailableError(_UNREACHABLE) from exc
-    except (OSError, TimeoutError) as exc:  # refused, reset, connect or pool timeout
-        raise UnavailableError(_UNREACHABLE) from exc
