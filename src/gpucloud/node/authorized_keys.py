@@ -68,6 +68,8 @@ ACCEPTED_KEY_TYPES = (
     "sk-ecdsa-sha2-nistp256@openssh.com",
 )
 
+# How many fields (SSH strings) the public key blob of each type has, its type included.
+_FIELDS = dict(zip(ACCEPTED_KEY_TYPES, (2, 3, 3, 3, 3, 3, 4), strict=True))
 _ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _USER_CHARS = frozenset(_ALNUM + "_.-")
 _BASE64_CHARS = frozenset(_ALNUM + "+/")
@@ -361,7 +363,7 @@ def _duration(path: str, name: str, text: str | None, errors: list[str]) -> floa
     match = re.fullmatch(_DURATION, text.strip())
     if match is None:
         errors.append(
-            f"{path}: {name} = {shown(text)} is not a duration; write a number and an "
+            f"{path}: {name} = {shown(text, spaces=True)} is not a duration; write a number and an "
             "optional unit (ms, s, m, h or d), e.g. 3, 30s, 15m or 1h"
         )
         return None
@@ -473,20 +475,40 @@ def check_line(line: str) -> tuple[str | None, str]:
         if any(char in key_type for char in '=,"'):
             return "it has an option other than expiry-time in front of the key", ""
         return f"its key type {shown(key_type, 40)} is not one the API accepts", ""
+    text = fields[1] if len(fields) > 1 else ""
     try:
-        blob = binascii.a2b_base64(fields[1] if len(fields) > 1 else "", strict_mode=True)
+        blob = binascii.a2b_base64(text, strict_mode=True)
     except binascii.Error:
         blob = b""
-    if not blob:
+    # Decoded and encoded again to the same text: strict base64, in its one spelling.
+    if not blob or binascii.b2a_base64(blob, newline=False) != text.encode():
         return "its key is not base64", ""
-    name = key_type.encode()
-    if int.from_bytes(blob[:4], "big") != len(name) or blob[4 : 4 + len(name)] != name:
+    parts = _ssh_strings(blob)
+    if parts and parts[0] != key_type.encode():
         return "the type inside its key is not the type in front of it", ""
-    if len(blob) <= 4 + len(name) + 4:
-        return "its key is truncated", ""
+    if len(parts) != _FIELDS[key_type]:
+        return "its key is truncated, or has bytes after its end", ""
+    if key_type.startswith(("ecdsa-", "sk-ecdsa-")) and not key_type.split("@")[0].endswith(
+        "-" + parts[1].decode("latin-1")
+    ):
+        return "its curve is not the one its type names", ""
+    if key_type.endswith(("ed25519", "ed25519@openssh.com")) and len(parts[1]) != 32:
+        return "its Ed25519 key is not 32 bytes", ""
     if len(fields) == 3 and not fields[2].strip():
         return "its comment is empty", ""
     return None, fingerprint_of_digest(sha256(blob).digest())
+
+
+def _ssh_strings(blob: bytes) -> list[bytes]:
+    """The blob's fields (SSH wire strings), or [] unless the blob is exactly a run of them."""
+    parts, at = [], 0
+    while at < len(blob):
+        size = int.from_bytes(blob[at : at + 4], "big")
+        if at + 4 + size > len(blob):
+            return []
+        parts.append(blob[at + 4 : at + 4 + size])
+        at += 4 + size
+    return parts
 
 
 def _plausible_time(year: int, month: int, day: int, hour: int, minute: int, sec: int) -> bool:
@@ -965,7 +987,7 @@ def _answered(
         reason = f"the API refused the credential (HTTP {status}{message})"
         return Outcome("refused", f"{reason}; {dropped} cache files dropped")
     if status == 304:
-        if entry is None:
+        if entry is None or entry.etag is None:
             raise Unreachable("HTTP 304 to a request that had no If-None-Match")
         cache.touch(name)
         lines = _matching(entry.lines, fingerprint)
