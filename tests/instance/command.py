@@ -97,18 +97,27 @@ class Node:
     All under `root` (a directory only root can change), in the modes the docs ask for.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, group: int | None = None) -> None:
         self.root = root
         self.config = root / "authorized-keys.conf"
         self.cache = root / "cache"
         self.credentials = root / "keys"
+        # With `group` (the command user's, when sshd runs it), root:group 0750 and 0640.
+        self.group = group
         self.credentials.mkdir(mode=0o700, exist_ok=True)
+        if group is not None:
+            os.chown(self.credentials, 0, group)
+            self.credentials.chmod(0o750)
 
     def credential(self, user: str, secret: str) -> Path:
-        """Write `secret` as the credential file of `user` (mode 0600); its path."""
+        """Write `secret` as the credential file of `user` (0600, or 0640 for the group)."""
         path = self.credentials / user
         path.write_text(secret + "\n")
-        path.chmod(0o600)
+        if self.group is None:
+            path.chmod(0o600)
+        else:
+            os.chown(path, 0, self.group)
+            path.chmod(0o640)
         return path
 
     def configure(
