@@ -18,6 +18,13 @@ def fingerprint_of(tmp_path: Path, key: GeneratedKey) -> str:
     return fingerprint(tmp_path, key.public_text, "sha256")[1]
 
 
+def ubuntu_logs_in_with(api: API, node: Node, secret: str, *keys: GeneratedKey) -> None:
+    """Register `keys` for the owner of `secret`, and give the node's ubuntu that credential."""
+    for number, key in enumerate(keys):
+        register(api.url, secret, key.public_line, f"key {number}")
+    node.configure(api.url, {"ubuntu": secret})
+
+
 @pytest.fixture
 def alice(shared_api: API) -> str:
     """An API key of a new owner on the shared server."""
@@ -28,9 +35,7 @@ def test_a_full_lookup_prints_the_users_keys_default_first(
     shared_api: API, node: Node, alice: str, laptop: GeneratedKey, desktop: GeneratedKey
 ) -> None:
     """If the owner has keys, then a lookup without a fingerprint prints them all, default first."""
-    register(shared_api.url, alice, laptop.public_line, "laptop")
-    register(shared_api.url, alice, desktop.public_line, "desktop")
-    node.configure(shared_api.url, {"ubuntu": alice})
+    ubuntu_logs_in_with(shared_api, node, alice, laptop, desktop)
     run = node.run("ubuntu")
     assert run.returncode == 0, run.stderr
     assert run.lines == [laptop.public_line, desktop.public_line]
@@ -46,9 +51,7 @@ def test_a_fingerprint_lookup_prints_only_that_key(
     tmp_path: Path,
 ) -> None:
     """If sshd asks for one key by fingerprint, then only that key's line is printed."""
-    register(shared_api.url, alice, laptop.public_line, "laptop")
-    register(shared_api.url, alice, desktop.public_line, "desktop")
-    node.configure(shared_api.url, {"ubuntu": alice})
+    ubuntu_logs_in_with(shared_api, node, alice, laptop, desktop)
     run = node.run("ubuntu", fingerprint_of(tmp_path, desktop))
     assert run.lines == [desktop.public_line]
     assert run.lookup["fingerprint"] == fingerprint_of(tmp_path, desktop)
@@ -76,8 +79,7 @@ def test_the_cache_is_private_and_whole(
     shared_api: API, node: Node, alice: str, laptop: GeneratedKey, tmp_path: Path
 ) -> None:
     """If a lookup is answered, then its cache entry is a 0600 file in a 0700 directory, no leftovers."""
-    register(shared_api.url, alice, laptop.public_line, "laptop")
-    node.configure(shared_api.url, {"ubuntu": alice})
+    ubuntu_logs_in_with(shared_api, node, alice, laptop)
     node.run("ubuntu")
     node.run("ubuntu", fingerprint_of(tmp_path, laptop))
     assert stat.S_IMODE(node.cache.stat().st_mode) == 0o700
@@ -135,9 +137,7 @@ def test_the_cache_answers_while_younger_than_max_stale(
     own_api: API, node: Node, laptop: GeneratedKey, tmp_path: Path
 ) -> None:
     """If the API cannot be reached, then the cached answer is used up to max_stale, never after."""
-    alice = own_api.new_owner()
-    register(own_api.url, alice, laptop.public_line, "laptop")
-    node.configure(own_api.url, {"ubuntu": alice}, max_stale="1h")
+    ubuntu_logs_in_with(own_api, node, own_api.new_owner(), laptop)
     key = fingerprint_of(tmp_path, laptop)
     assert node.run("ubuntu", key).outcome == "served"
     own_api.process.stop()
@@ -170,8 +170,7 @@ def test_a_fingerprint_lookup_uses_only_its_own_cache_entry(
     shared_api: API, alice: str, node: Node, laptop: GeneratedKey, tmp_path: Path
 ) -> None:
     """If only a full lookup was cached, then a key lookup while the API is down gets nothing."""
-    register(shared_api.url, alice, laptop.public_line, "laptop")
-    node.configure(shared_api.url, {"ubuntu": alice})
+    ubuntu_logs_in_with(shared_api, node, alice, laptop)
     assert node.run("ubuntu").lines == [laptop.public_line]
     node.cut_off()
     assert node.run("ubuntu").outcome == "cached"
@@ -186,8 +185,7 @@ def test_a_damaged_cache_entry_is_treated_as_absent(
     shared_api: API, alice: str, node: Node, laptop: GeneratedKey, tmp_path: Path, damage: str
 ) -> None:
     """If a cache entry is damaged, truncated or not private, then it is not used."""
-    register(shared_api.url, alice, laptop.public_line, "laptop")
-    node.configure(shared_api.url, {"ubuntu": alice})
+    ubuntu_logs_in_with(shared_api, node, alice, laptop)
     node.run("ubuntu")
     node.cut_off()
     (entry,) = node.cache_files()
@@ -217,8 +215,7 @@ def test_an_unfinished_write_is_never_read(
     shared_api: API, alice: str, node: Node, laptop: GeneratedKey, desktop: GeneratedKey
 ) -> None:
     """If a crash left a temporary file in the cache, then no lookup ever reads it."""
-    register(shared_api.url, alice, laptop.public_line, "laptop")
-    node.configure(shared_api.url, {"ubuntu": alice})
+    ubuntu_logs_in_with(shared_api, node, alice, laptop)
     node.run("ubuntu")
     (entry,) = node.cache_files()
     # A whole entry, of other keys, under the name an interrupted write would leave.
@@ -236,8 +233,7 @@ def test_a_cache_directory_open_to_others_is_not_used(
     shared_api: API, node: Node, alice: str, laptop: GeneratedKey
 ) -> None:
     """If the cache directory is open to other users, then answers are served but never cached."""
-    register(shared_api.url, alice, laptop.public_line, "laptop")
-    node.configure(shared_api.url, {"ubuntu": alice})
+    ubuntu_logs_in_with(shared_api, node, alice, laptop)
     node.cache.mkdir(mode=0o755)
     node.cache.chmod(0o755)
     run = node.run("ubuntu")

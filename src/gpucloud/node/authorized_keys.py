@@ -609,7 +609,9 @@ def http_get(
 ) -> Response:
     """GET `target` from the server before `deadline` (monotonic); raises Unreachable."""
     try:
-        addresses = socket.getaddrinfo(server.host, server.port, type=socket.SOCK_STREAM)
+        # As bytes: a str host would load the IDNA codec (the URL's host is ASCII anyway).
+        host = server.host.encode("ascii")
+        addresses = socket.getaddrinfo(host, server.port, type=socket.SOCK_STREAM)
     except OSError as exc:
         raise Unreachable(f"cannot resolve {shown(server.host)}: {_reason(exc)}") from None
     sock = None
