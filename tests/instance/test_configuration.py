@@ -233,3 +233,17 @@ def test_only_the_users_own_credential_is_read(
     broken.chmod(0o666)
     assert node.run("ubuntu").returncode == 0
     assert node.run("admin").returncode == 2
+
+
+@pytest.mark.parametrize("which", ["configuration", "credential"])
+def test_a_fifo_is_refused_rather_than_waited_on(
+    node: Node, fake: FakeAPI, good: dict[str, str], which: str
+) -> None:
+    """If the configuration or the credential is a FIFO, then it is refused at once, not read."""
+    node.write_config(GOOD.format(**good))
+    path = node.config if which == "configuration" else Path(good["credential"])
+    path.unlink()
+    os.mkfifo(path, 0o600)
+    run = node.run("ubuntu", timeout=10)
+    assert (run.returncode, run.stdout) == (2, "")
+    assert f"{path} is not a regular file" in run.stderr

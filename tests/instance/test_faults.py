@@ -11,10 +11,11 @@ import ssl
 import subprocess
 import time
 from pathlib import Path
+from random import Random
 
 import pytest
 
-from tests.instance.command import Node
+from tests.instance.command import BARE_ENVIRONMENT, COMMAND, Node
 from tests.support.fake_api import STALL, TRICKLE, FakeAPI, Request, answer, http_response
 from tests.support.keygen import (
     ACCEPTED_KINDS,
@@ -333,3 +334,34 @@ def test_lines_are_not_cut_into_pieces(
     lines = [openssh_line("ssh-ed25519", blob, f"copy-{n:05d}-{'x' * 200}") for n in range(3000)]
     fake.respond = answer(http_response(200, "".join(f"{line}\n" for line in lines)))
     assert configured.run("ubuntu").lines == lines
+
+
+def test_a_crash_at_any_moment_never_leaves_half_an_entry(
+    configured: Node, fake: FakeAPI, laptop: GeneratedKey
+) -> None:
+    """If the command is killed at any moment, then a later lookup finds one whole answer or none."""
+    blob = blob_of(laptop.public_line)
+    answers = [
+        [openssh_line("ssh-ed25519", blob, f"{name}-{n:04d}-{'x' * 200}") for n in range(2000)]
+        for name in ("old", "new")
+    ]
+    live = configured.config.read_text()
+    configured.cut_off()
+    dead = configured.config.read_text()
+    random = Random(0)
+    for attempt in range(30):
+        lines = answers[attempt % 2]
+        fake.respond = answer(http_response(200, "".join(f"{line}\n" for line in lines)))
+        configured.write_config(live)
+        process = subprocess.Popen(
+            [str(COMMAND), "--config", str(configured.config), "ubuntu"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=BARE_ENVIRONMENT,
+        )
+        time.sleep(random.uniform(0.0, 0.25))
+        process.kill()
+        process.wait()
+        configured.write_config(dead)
+        run = configured.run("ubuntu")  # the API unreachable: only the cache can answer
+        assert run.lines in ([], *answers), f"attempt {attempt}: {len(run.lines)} lines"
