@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.instance.command import Node, run_command
@@ -47,6 +49,7 @@ HOSTILE_USERS = [
     "ubu\u200bntu",
     "a" * 33,
     "a" * 100_000,
+    os.fsdecode(b"ub\xffuntu"),  # not UTF-8: sshd passes bytes
 ]
 
 HOSTILE_FINGERPRINTS = [
@@ -66,6 +69,7 @@ HOSTILE_FINGERPRINTS = [
     "SHA256:" + "A" * 42 + "%",
     "SHA256:" + "A" * 10_000,
     "ssh-ed25519",
+    os.fsdecode(FINGERPRINT[:-1].encode() + b"\xff"),
 ]
 
 
