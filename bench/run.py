@@ -939,7 +939,7 @@ def effective_settings(extra: dict[str, str]) -> str:
         os.environ.update(env)
         from gpucloud.config import Settings
 
-        values = Settings().model_dump()
+        values = Settings.from_env().model_dump()
     except Exception as exc:  # the report must not fail on a settings change
         return f"(could not be read: {exc})"
     finally:

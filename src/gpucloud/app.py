@@ -13,6 +13,7 @@ A request passes, in order, through:
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -88,7 +89,7 @@ def create_app(settings: Settings) -> GpuCloudApp:
     route or a statement is declared so that it could not be served.
     """
     database = create_database(settings)
-    metrics = Metrics()
+    metrics = Metrics(publish_to=settings.metrics_dir)
     context = Services(
         settings=settings,
         database=database,
@@ -99,8 +100,16 @@ def create_app(settings: Settings) -> GpuCloudApp:
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        yield
-        await database.dispose()
+        publisher = (
+            asyncio.create_task(_publish_every_second(metrics)) if metrics.publish_to else None
+        )
+        try:
+            yield
+        finally:
+            if publisher is not None:
+                publisher.cancel()
+                metrics.publish()
+            await database.dispose()
 
     declared = operations()
     routes: list[BaseRoute] = [
@@ -130,10 +139,17 @@ def create_app(settings: Settings) -> GpuCloudApp:
     )
 
 
+async def _publish_every_second(metrics: Metrics) -> None:
+    # A worker of several shares its counts for /metrics (gpucloud.ops.metrics).
+    while True:
+        await asyncio.sleep(1)
+        metrics.publish()
+
+
 def create_app_from_env() -> GpuCloudApp:
     """Factory for worker processes (`gpucloud serve --workers N`): settings from the
     environment, read once in this process."""
-    settings = Settings()
+    settings = Settings.from_env()
     logs.configure(settings.log_level, settings.log_format)
     return serving_app(settings)
 

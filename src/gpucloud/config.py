@@ -1,19 +1,71 @@
 """Settings: every environment variable gpucloud reads, in one place, read once.
 
-`Settings()` reads `GPUCLOUD_*` from the environment; tests build `Settings(...)`
-directly. Nothing here runs at import time.
+`Settings.from_env()` reads `GPUCLOUD_*` from the environment; tests build
+`Settings(...)` directly. Nothing here runs at import time.
+
+A plain pydantic model rather than pydantic-settings: reading a dozen variables needs
+no more, and pydantic-settings' sources (files, secrets managers, command lines) cost
+every server process 6 MB it would never use (docs/decisions.md).
 """
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import json
+import os
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ENV_PREFIX = "GPUCLOUD_"
 
 
-class Settings(BaseSettings):
+class SettingsError(ValueError):
+    """An environment variable holds a value gpucloud cannot use; the message names it."""
+
+
+class Settings(BaseModel):
     """The server's configuration; one field per `GPUCLOUD_<NAME>` variable."""
 
-    model_config = SettingsConfigDict(env_prefix="GPUCLOUD_", extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings of the `GPUCLOUD_*` variables (os.environ by default); any
+        other setting takes its default.
+
+        A variable for a list holds JSON (`["https://a.example"]`); an empty variable for
+        a setting that may be unset leaves it unset. Raises SettingsError, naming every
+        variable that is wrong and why.
+        """
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        problems = []
+        for name, field in cls.model_fields.items():
+            raw = environ.get(ENV_PREFIX + name.upper())
+            if raw is None:
+                continue
+            annotation = field.annotation
+            if raw == "" and _admits_none(annotation):
+                values[name] = None
+            elif typing.get_origin(annotation) in (list, dict):
+                try:
+                    values[name] = json.loads(raw)
+                except ValueError:
+                    problems.append(f'{ENV_PREFIX}{name.upper()}: must be JSON, e.g. ["a", "b"]')
+            else:
+                values[name] = raw
+        if not problems:
+            try:
+                return cls(**values)
+            except ValidationError as exc:
+                for error in exc.errors():
+                    variable = ENV_PREFIX + str(error["loc"][0]).upper() if error["loc"] else "?"
+                    problems.append(f"{variable}: {error['msg']}")
+        raise SettingsError("Invalid settings: " + "; ".join(problems))
 
     # Storage
     database_url: str = Field(
@@ -64,3 +116,14 @@ class Settings(BaseSettings):
         description="Proxies whose X-Forwarded-For gives the client address (uvicorn's)",
     )
     cors_origins: list[str] = Field(default_factory=list)
+    metrics_dir: Path | None = Field(
+        default=None,
+        description="Where the workers of one server share their counts for /metrics; "
+        "`gpucloud serve --workers N` makes one",
+    )
+
+
+def _admits_none(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(
+        None
+    ) in typing.get_args(annotation)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from gpucloud.errors import RateLimitedError
 
@@ -38,15 +38,6 @@ _LOG_EVERY_S = 10.0
 _MEMORY_BUCKETS = 100_000
 
 
-class Bucket(Protocol):
-    """Where buckets are kept: this process's memory, or Redis."""
-
-    async def take(self, key: str, rate: float, burst: float, now: float, cost: float) -> float:
-        """Take `cost` tokens if the bucket has them (`cost` 0 only looks): 0.0, or else
-        the seconds until it will (nothing is taken then)."""
-        ...
-
-
 def _refill(tokens: float, stamp: float, now: float, rate: float, burst: float) -> float:
     """A bucket's tokens at `now`, having had `tokens` at `stamp` (the one formula)."""
     return min(burst, tokens + max(0.0, now - stamp) * rate)
@@ -58,7 +49,9 @@ class MemoryBuckets:
     def __init__(self) -> None:
         self._buckets: dict[str, tuple[float, float]] = {}
 
-    async def take(self, key: str, rate: float, burst: float, now: float, cost: float) -> float:
+    def take(self, key: str, rate: float, burst: float, now: float, cost: float) -> float:
+        """Take `cost` tokens if the bucket has them (`cost` 0 only looks): 0.0, or else
+        the seconds until it will (nothing is taken then)."""
         held = self._buckets.get(key)
         tokens = burst if held is None else _refill(held[0], held[1], now, rate, burst)
         if tokens < max(cost, 1.0):
@@ -113,6 +106,7 @@ class RedisBuckets:
         self._script: Any = self._redis.register_script(_TAKE_SCRIPT)
 
     async def take(self, key: str, rate: float, burst: float, now: float, cost: float) -> float:
+        """As MemoryBuckets.take, for the bucket every server process shares."""
         wait = await self._script(keys=[f"gpucloud:{key}"], args=[rate, burst, now, cost])
         return float(wait)
 
@@ -123,9 +117,10 @@ class RateLimiter:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.enabled = settings.rate_limit_enabled
         self.metrics = metrics
-        self.buckets: Bucket = (
-            RedisBuckets(settings.redis_url) if settings.redis_url else MemoryBuckets()
-        )
+        # One of the two: in Redis when configured, else in this process's memory, a
+        # store for each kind of bucket (API keys, addresses).
+        self.shared = RedisBuckets(settings.redis_url) if settings.redis_url else None
+        self.in_memory = {"key": MemoryBuckets(), "auth-fail": MemoryBuckets()}
         self.key_rate = settings.rate_limit_per_second
         self.key_burst = float(settings.rate_limit_burst)
         self.failure_burst = float(settings.auth_failures_per_minute)
@@ -137,7 +132,7 @@ class RateLimiter:
         """Count one request of this API key; raises RateLimitedError past the limit."""
         if not self.enabled:
             return
-        wait = await self._take(f"key:{api_key_id}", self.key_rate, self.key_burst, 1.0)
+        wait = await self._take("key", api_key_id, self.key_rate, self.key_burst, 1.0)
         if wait:
             raise RateLimitedError(
                 "Too many requests with this API key; slow down and retry after "
@@ -149,7 +144,7 @@ class RateLimiter:
         """Raises RateLimitedError when this address failed authentication too often."""
         if not self.enabled:
             return
-        wait = await self._take(f"auth-fail:{address}", self.failure_rate, self.failure_burst, 0.0)
+        wait = await self._take("auth-fail", address, self.failure_rate, self.failure_burst, 0.0)
         if wait:
             raise RateLimitedError(
                 "Too many failed authentication attempts from your address; check your API key "
@@ -161,18 +156,20 @@ class RateLimiter:
         """Count one failed authentication from this address."""
         if not self.enabled:
             return
-        await self._take(f"auth-fail:{address}", self.failure_rate, self.failure_burst, 1.0)
+        await self._take("auth-fail", address, self.failure_rate, self.failure_burst, 1.0)
 
-    async def _take(self, key: str, rate: float, burst: float, cost: float) -> float:
+    async def _take(self, kind: str, key: str, rate: float, burst: float, cost: float) -> float:
         """The bucket's answer, or 0.0 (allowed) when its store failed (fail open)."""
         now = time.time()
+        if self.shared is None:
+            return self.in_memory[kind].take(key, rate, burst, now, cost)
         if now < self._paused_until:
             return 0.0
         try:
-            return await self.buckets.take(key, rate, burst, now, cost)
+            return await self.shared.take(f"{kind}:{key}", rate, burst, now, cost)
         except Exception as exc:  # any storage failure: serve without limits
             self._paused_until = now + _PAUSE_AFTER_FAILURE_S
-            self.metrics.dependency_failures.labels("redis").inc()
+            self.metrics.dependency_failed("redis")
             if now - self._last_logged >= _LOG_EVERY_S:
                 self._last_logged = now
                 log.warning("rate-limit store unavailable, serving without limits: %s", exc)

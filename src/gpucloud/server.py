@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -62,12 +64,15 @@ def main(
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
-    settings = Settings()
+    settings = Settings.from_env()
     logs.configure(settings.log_level, settings.log_format)
     options = uvicorn_options(settings, args.host, args.port, args.workers)
     if args.workers > 1:
-        # Worker processes import the app by name and read the settings themselves.
-        uvicorn.run(APP_FACTORY, factory=True, **options)
+        # Worker processes import the app by name and read the settings themselves; they
+        # share their request counts for /metrics through a directory of this server's.
+        with tempfile.TemporaryDirectory(prefix="gpucloud-metrics-") as shared:
+            os.environ["GPUCLOUD_METRICS_DIR"] = shared
+            uvicorn.run(APP_FACTORY, factory=True, **options)
     else:
         uvicorn.run(app_factory(settings), **options)
 

@@ -223,7 +223,7 @@ async def test_memory_and_redis_buckets_decide_the_same() -> None:
     try:
         for offset, cost in steps:
             now = start + offset
-            expected = await memory.take(key, 2.0, 3.0, now, cost)
+            expected = memory.take(key, 2.0, 3.0, now, cost)
             got = await shared.take(key, 2.0, 3.0, now, cost)
             assert got == pytest.approx(expected, abs=1e-6), (offset, cost)
     finally:

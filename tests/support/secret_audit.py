@@ -421,9 +421,10 @@ class _AccessLogStream:
     def __init__(self, audit: SecretAudit) -> None:
         self.audit = audit
 
-    def write(self, text: str) -> int:
+    def write(self, line: bytes) -> int:
+        text = line.decode("utf-8", "replace")
         self.audit.scan(text, "access log line of the app in process", kind="access log lines")
-        return len(text)
+        return len(line)
 
     def flush(self) -> None:
         pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -65,3 +66,41 @@ def test_two_servers_on_one_database_lose_nothing_and_keep_the_invariant(
             f"{listed_total} listed at the end, statuses {dict(sorted(result.statuses.items()))}, "
             f"5xx: {len(result.server_errors)}"
         )
+
+
+def _healthz_count(metrics: str) -> float:
+    for line in metrics.splitlines():
+        if line.startswith(
+            'gpucloud_http_requests_total{method="GET",route="/healthz",status="200"}'
+        ):
+            return float(line.split()[-1])
+    return 0.0
+
+
+@pytest.mark.slow
+def test_metrics_of_a_server_with_workers_count_every_workers_requests(
+    database_url: str, tmp_path: Path
+) -> None:
+    """If a server runs 2 workers and 200 requests spread over them, then /metrics — from
+    whichever worker answers it — counts all 200 once the workers have shared their counts
+    (within about a second)."""
+    server = ServerProcess(database_url, tmp_path / "server.log", args=("--workers", "2"))
+    server.start()
+    try:
+        with httpx.Client() as client:
+            # The health checks of start() counted too: measure from here.
+            before = _healthz_count(client.get(f"{server.url}/metrics").text)
+            for _ in range(200):
+                assert client.get(f"{server.url}/healthz").status_code == 200
+        # A fresh connection each time, so that the kernel spreads them over both workers.
+        seen = []
+        for _ in range(6):
+            time.sleep(0.5)
+            seen.append(_healthz_count(httpx.get(f"{server.url}/metrics").text))
+    finally:
+        server.stop()
+        pids = {line for line in server.logs().splitlines() if "Started server process" in line}
+    assert len(pids) == 2, "the server did not start 2 workers"
+    assert seen[-1] >= before + 200, seen
+    # Both workers' answers agree once the counts are shared (none reports only its own).
+    assert seen[-1] == seen[-2] == seen[-3], seen

@@ -22,6 +22,7 @@ from gpucloud.wire import iso_timestamp
 if TYPE_CHECKING:
     from gpucloud.api_keys.service import APIKeyInfo
     from gpucloud.audit.service import AuditEntry
+    from gpucloud.config import Settings
     from gpucloud.db import Unit
 
 T = TypeVar("T")
@@ -31,12 +32,22 @@ api_keys_app = typer.Typer(help="Create, list, rotate and revoke API keys.", no_
 audit_app = typer.Typer(help="Read the audit log.")
 
 
+def load_settings() -> Settings:
+    """The settings of the environment; a wrong variable ends the command with its message."""
+    from gpucloud.config import Settings, SettingsError
+
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        output.error(str(exc))
+        raise typer.Exit(2) from None
+
+
 def _run(work: Callable[[Unit], Awaitable[T]], *, write: bool) -> T:
     """Run `work` in one transaction on the configured database, migrating SQLite first."""
     from gpucloud import db, migrate
-    from gpucloud.config import Settings
 
-    settings = Settings()
+    settings = load_settings()
     try:
         is_sqlite = db.normalize_url(settings.database_url).get_backend_name() == "sqlite"
     except ValueError as exc:
@@ -67,9 +78,8 @@ def db_upgrade() -> None:
     Example: GPUCLOUD_DATABASE_URL=postgresql://postgres@127.0.0.1/gpucloud gpucloud db upgrade
     """
     from gpucloud import db, migrate
-    from gpucloud.config import Settings
 
-    settings = Settings()
+    settings = load_settings()
     migrate.upgrade(settings.database_url)
     typer.echo(f"{db.describe(settings.database_url)} is at revision {migrate.head()}")
 
@@ -81,9 +91,8 @@ def db_current() -> None:
     Example: gpucloud db current
     """
     from gpucloud import migrate
-    from gpucloud.config import Settings
 
-    settings = Settings()
+    settings = load_settings()
     revision = migrate.current_sync(settings.database_url)
     typer.echo(f"database: {revision or 'not migrated'}; package: {migrate.head()}")
 

@@ -28,10 +28,10 @@ def serve(
     import sys
 
     from gpucloud import db, migrate
-    from gpucloud.config import Settings
+    from gpucloud.cli.admin import load_settings
     from gpucloud.ops import logs
 
-    settings = Settings()
+    settings = load_settings()
     logs.configure(settings.log_level, settings.log_format)
     try:
         where = db.describe(settings.database_url)

@@ -21,6 +21,7 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -220,7 +221,13 @@ class SQLiteDatabase(Database):
         self._synchronous = settings.sqlite_synchronous
         self._write_lock = asyncio.Lock()
         self._read_lock = asyncio.Lock()
-        self._commit_in_thread = settings.sqlite_synchronous == "FULL"
+        # The fsync of synchronous=FULL runs in a thread of its own; one thread (not the
+        # loop's pool of several) keeps one malloc arena, not one per pool thread.
+        self._committer_thread = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="gpucloud-commit")
+            if settings.sqlite_synchronous == "FULL"
+            else None
+        )
         self._batch: asyncio.Future[None] | None = None
         self._committer: asyncio.Task[None] | None = None
         self._reader: sqlite3.Connection | None = None
@@ -315,11 +322,12 @@ class SQLiteDatabase(Database):
             raw = self._writer
             try:
                 with _sqlite_errors():
-                    if self._commit_in_thread:
+                    if self._committer_thread is not None:
                         # The fsync of synchronous=FULL takes a millisecond or more: the
                         # event loop goes on serving reads meanwhile (sqlite3 releases
                         # the GIL while it waits).
-                        await asyncio.to_thread(raw.commit)
+                        loop = asyncio.get_running_loop()
+                        await loop.run_in_executor(self._committer_thread, raw.commit)
                     else:
                         raw.commit()
             except BaseException as exc:
@@ -356,6 +364,8 @@ class SQLiteDatabase(Database):
             if raw is not None:
                 raw.close()
         self._reader = self._writer = None
+        if self._committer_thread is not None:
+            self._committer_thread.shutdown(wait=False)
 
 
 class PostgresDatabase(Database):

@@ -84,10 +84,17 @@ class Compiled(Generic[R]):
         """The driver's rows as records, each value converted as SQLAlchemy would."""
         make = self.make
         fields = self.fields
-        return [
-            make(*[row[i] if convert is None else convert(row[i]) for i, convert in fields])
-            for row in rows
-        ]
+        records = []
+        for row in rows:
+            values = []
+            for i, convert in fields:
+                value = row[i]
+                # SQLAlchemy's result processors turn NULL into None: it needs no call.
+                if convert is not None and value is not None:
+                    value = convert(value)
+                values.append(value)
+            records.append(make(*values))
+        return records
 
 
 class Statement(Generic[R]):

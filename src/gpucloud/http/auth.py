@@ -16,9 +16,10 @@ from gpucloud.api_keys import service as api_keys
 from gpucloud.audit.service import Actor
 from gpucloud.db import utcnow
 from gpucloud.errors import AuthenticationError
-from gpucloud.http.context import services
+from gpucloud.http.context import header, services
 
 API_KEY_HEADER = "x-api-key"
+_API_KEY_HEADER_BYTES = API_KEY_HEADER.encode()
 # The header as the source document describes it, for the OpenAPI document.
 API_KEY_PARAMETER: dict[str, Any] = {
     "name": API_KEY_HEADER,
@@ -36,12 +37,12 @@ async def authenticate(request: Request, scope: str) -> Actor:
     """
     context = services(request)
     limiter = context.limiter
-    client = request.client.host if request.client else "-"
+    client = (request.scope.get("client") or ("-",))[0]
     await limiter.check_address(client)
     now = utcnow()
     try:
         principal, stale = await api_keys.authenticate(
-            context.database, request.headers.get(API_KEY_HEADER), now=now
+            context.database, header(request, _API_KEY_HEADER_BYTES), now=now
         )
     except AuthenticationError:
         await limiter.record_auth_failure(client)

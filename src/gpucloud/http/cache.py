@@ -24,15 +24,28 @@ from typing import NamedTuple
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gpucloud.http.context import header
+
 
 class Entry(NamedTuple):
-    """One owner's body of one kind, as of one version."""
+    """One owner's body of one kind, as of one version, with its response headers."""
 
     version: int
     body: bytes
-    media_type: str
     etag: str
     valid_until: float | None  # time.time() after which the body is stale, if ever
+    headers: list[tuple[bytes, bytes]]  # of the 200 answer
+    not_modified_headers: list[tuple[bytes, bytes]]  # of the 304 answer
+
+
+class _Prepared(Response):
+    """A response whose headers were encoded once, when its entry was made."""
+
+    def __init__(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = status
+        self.body = body
+        self.background = None
+        self.raw_headers = headers
 
 
 class BodyCache:
@@ -65,7 +78,10 @@ class BodyCache:
         valid_until: float | None = None,
     ) -> Entry:
         """Keep a body built from the owner's keys at `version`; returns its entry."""
-        entry = Entry(version, body, media_type, etag_of(body), valid_until)
+        etag = etag_of(body)
+        headers = Response(body, media_type=media_type, headers={"ETag": etag}).raw_headers
+        not_modified = [(b"etag", etag.encode())]
+        entry = Entry(version, body, etag, valid_until, headers, not_modified)
         key = (owner_id, kind)
         old = self._entries.pop(key, None)
         if old is not None:
@@ -93,10 +109,9 @@ def answer(request: Request, entry: Entry) -> Response:
     names its tag, else 200 with the body; the ETag either way."""
     # Cache-Control stays the API's no-store: a client that keeps the body (an
     # instance, a script) revalidates it with If-None-Match; no shared cache keeps it.
-    headers = {"ETag": entry.etag}
-    if _matches(request.headers.get("if-none-match"), entry.etag):
-        return Response(status_code=304, headers=headers)
-    return Response(entry.body, media_type=entry.media_type, headers=headers)
+    if _matches(header(request, b"if-none-match"), entry.etag):
+        return _Prepared(304, b"", entry.not_modified_headers)
+    return _Prepared(200, entry.body, entry.headers)
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:

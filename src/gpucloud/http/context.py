@@ -26,6 +26,18 @@ class Services:
     bodies: BodyCache
 
 
+def header(request: Request, name: bytes) -> str | None:
+    """The value of one request header (`name` lowercase), or None.
+
+    What `request.headers.get` answers, without building Starlette's Headers object:
+    the hot paths (authentication, If-None-Match) read one header each.
+    """
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
 def services(request: Request) -> Services:
     """The services of the app serving `request` (set by gpucloud.app.create_app)."""
     found: Services = request.app.state.services

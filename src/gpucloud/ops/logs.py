@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sys
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -36,17 +36,17 @@ class JSONFormatter(logging.Formatter):
 class AccessLog:
     """The access log: one line per request, in the format of the other logs.
 
-    Written straight to stderr rather than through `logging`: a record there (creation,
-    locks, handler, formatter) costs about 30 µs, a tenth of a whole list request; this
-    costs about 3 µs. It is off until `configure()` turns it on (at level INFO or below).
+    Written straight to stderr's bytes rather than through `logging`, whose record,
+    locks, handler and formatter cost several times the whole line (docs/decisions.md
+    D22). It is off until `configure()` turns it on (at level INFO or below).
     """
 
     def __init__(self) -> None:
         self.enabled = False
         self._json = True
-        self._stream: TextIO = sys.stderr
+        self._stream: BinaryIO = sys.stderr.buffer
 
-    def setup(self, *, enabled: bool, json_lines: bool, stream: TextIO) -> None:
+    def setup(self, *, enabled: bool, json_lines: bool, stream: BinaryIO) -> None:
         self.enabled = enabled
         self._json = json_lines
         self._stream = stream
@@ -58,12 +58,14 @@ class AccessLog:
         now = iso_timestamp()
         if self._json:
             line = orjson.dumps(
-                {"ts": now, "level": "info", "logger": "gpucloud.access", **entry}, default=str
-            ).decode()
+                {"ts": now, "level": "info", "logger": "gpucloud.access", **entry},
+                default=str,
+                option=orjson.OPT_APPEND_NEWLINE,
+            )
         else:
             fields = " ".join(f"{k}={v}" for k, v in entry.items())
-            line = f"{now} INFO gpucloud.access {fields}"
-        self._stream.write(line + "\n")
+            line = f"{now} INFO gpucloud.access {fields}\n".encode()
+        self._stream.write(line)
 
 
 access_log = AccessLog()
@@ -84,6 +86,9 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
         logging.getLogger(name).propagate = True
     # Our middleware writes the access log, with a request id and without query strings.
     logging.getLogger("uvicorn.access").disabled = True
+    # Unbuffered, as stderr is: a line is in the log when its request is answered (one
+    # write each, as before, without the text layer's encoding).
+    stream = getattr(sys.stderr.buffer, "raw", sys.stderr.buffer)
     access_log.setup(
-        enabled=root.isEnabledFor(logging.INFO), json_lines=fmt == "json", stream=sys.stderr
+        enabled=root.isEnabledFor(logging.INFO), json_lines=fmt == "json", stream=stream
     )

@@ -47,7 +47,7 @@ async def readyz(request: Request) -> Response:
     try:
         await context.database.ping()
     except UnavailableError:
-        context.metrics.dependency_failures.labels("database").inc()
+        context.metrics.dependency_failed("database")
         raise UnavailableError("Not ready: the database is unreachable") from None
     body = {"status": "ok", "database": context.database.name}
     return Response(orjson.dumps(body), media_type="application/json")

@@ -139,7 +139,8 @@ async def create_ssh_key(request: Request, actor: Actor) -> Response:
 )
 async def list_ssh_keys(request: Request, actor: Actor) -> Response:
     context = services(request)
-    query = request.query_params
+    # Parsing an empty query string is work too: most lists have none.
+    query = request.query_params if request.scope["query_string"] else {}
     if "fingerprint" in query or "name" in query:
         async with context.database.read() as unit:
             found = await service.find_keys(
