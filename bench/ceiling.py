@@ -1,11 +1,18 @@
 """The ceiling: the fastest answers the same server stack can give.
 
-A bare Starlette app, served by the same uvicorn command line as gpucloud, that answers
-each benchmarked route with a constant, pre-serialised response of the same shape as
-gpucloud's: a JSON array of 10 keys for the list, one key (201, with Location) for a
-create, 204 for makedefault. No authentication, no database, no middleware; a create
-reads its body, as any real endpoint must. gpucloud's figures are judged as a share of
-these.
+A bare Starlette app, served by the same server entry point and options as gpucloud
+(bench/serve.py), that answers each benchmarked route with a constant, pre-serialised
+response of the same shape as gpucloud's:
+
+- `GET /gpu-cloud/ssh-keys`: a JSON array of 10 keys;
+- `GET /gpu-cloud/ssh-keys/authorized_keys`: a 10-line `authorized_keys` file
+  (`text/plain; charset=utf-8`, one `ssh-ed25519 …` line per key, as gpucloud writes it);
+- `POST /gpu-cloud/ssh-keys`: reads the body and parses it as JSON with orjson (as any
+  real endpoint must), then answers one key, 201, with a Location;
+- `PATCH /gpu-cloud/ssh-keys/{id}/makedefault`: 204.
+
+No authentication, no database, no middleware, no ETag. gpucloud's figures are judged
+as a share of these.
 """
 
 from __future__ import annotations
@@ -14,24 +21,36 @@ import base64
 import hashlib
 import json
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 PREFIX = "/gpu-cloud/ssh-keys"
+KEYS = 10
+
+
+def _blob(index: int) -> bytes:
+    """An Ed25519 public key in the SSH wire format (its 32 bytes derived from `index`)."""
+    material = hashlib.sha256(f"ceiling {index}".encode()).digest()
+    return b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + material
+
+
+def _public_key(index: int) -> str:
+    """The key as gpucloud stores and answers it: `ssh-ed25519 BASE64`, no comment."""
+    return "ssh-ed25519 " + base64.b64encode(_blob(index)).decode()
 
 
 def _key(index: int) -> dict[str, object]:
     """One SSHKeyDto with realistic values (the sizes match gpucloud's answers)."""
-    material = hashlib.sha256(f"ceiling {index}".encode()).digest()
-    blob = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + material
+    blob = _blob(index)
     md5 = hashlib.md5(blob, usedforsecurity=False).digest()
     sha = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
     return {
         "_id": hashlib.sha256(blob).hexdigest()[:24],
         "name": f"key {index + 1}",
-        "publicKey": "ssh-ed25519 " + base64.b64encode(blob).decode(),
+        "publicKey": _public_key(index),
         "isDefault": index == 0,
         "createdAt": "2026-11-27T10:00:00.000Z",
         "updatedAt": "2026-11-27T10:00:00.000Z",
@@ -46,8 +65,10 @@ def _dumps(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-LIST_BODY = _dumps([_key(i) for i in range(10)])
-CREATED = _key(10)
+LIST_BODY = _dumps([_key(i) for i in range(KEYS)])
+AUTHORIZED_KEYS_BODY = "".join(f"{_public_key(i)}\n" for i in range(KEYS)).encode()
+TEXT = "text/plain; charset=utf-8"
+CREATED = _key(KEYS)
 CREATED_BODY = _dumps(CREATED)
 CREATED_HEADERS = {"Location": f"{PREFIX}/{CREATED['_id']}"}
 
@@ -56,8 +77,12 @@ async def list_keys(_request: Request) -> Response:
     return Response(LIST_BODY, media_type="application/json")
 
 
+async def authorized_keys(_request: Request) -> Response:
+    return Response(AUTHORIZED_KEYS_BODY, media_type=TEXT)
+
+
 async def create_key(request: Request) -> Response:
-    await request.body()
+    orjson.loads(await request.body())
     return Response(
         CREATED_BODY, status_code=201, media_type="application/json", headers=CREATED_HEADERS
     )
@@ -72,11 +97,12 @@ async def healthz(_request: Request) -> Response:
 
 
 def create_app() -> Starlette:
-    """Factory for `uvicorn --factory bench.ceiling:create_app`."""
+    """Factory for bench/serve.py (`python -m bench.serve bench.ceiling:create_app`)."""
     return Starlette(
         routes=[
             Route(PREFIX, list_keys, methods=["GET"]),
             Route(PREFIX, create_key, methods=["POST"]),
+            Route(PREFIX + "/authorized_keys", authorized_keys, methods=["GET"]),
             Route(PREFIX + "/{id}/makedefault", make_default, methods=["PATCH"]),
             Route("/healthz", healthz, methods=["GET"]),
         ]

@@ -254,14 +254,22 @@ def _gpucloud_command() -> list[str]:
     return [sys.executable, "-c", "from gpucloud.cli import main; main()"]
 
 
+def migrate_url(url: str) -> None:
+    """Bring the database at `url` to the schema's head with `gpucloud db upgrade`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPUCLOUD_")}
+    env["GPUCLOUD_DATABASE_URL"] = url
+    done = subprocess.run(
+        [*_gpucloud_command(), "db", "upgrade"], env=env, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"`gpucloud db upgrade` failed ({done.returncode}):\n{done.stderr}")
+
+
 def _migrated(path: Path) -> None:
-    """A new database at `path`, brought to the schema's head by `gpucloud db upgrade`."""
+    """A new SQLite database at `path`, brought to the schema's head."""
     for stale in _with_sidecars(path):
         stale.unlink(missing_ok=True)
-    env = {**os.environ, "GPUCLOUD_DATABASE_URL": f"sqlite:///{path}"}
-    subprocess.run(
-        [*_gpucloud_command(), "db", "upgrade"], env=env, check=True, capture_output=True
-    )
+    migrate_url(f"sqlite:///{path}")
 
 
 def _with_sidecars(path: Path) -> list[Path]:

@@ -4,11 +4,13 @@
 -- Thread t acts as owner t, so that one thread's consecutive requests each make another
 -- of its owner's keys the default (a real change, not the no-op of "already default").
 -- The 10 requests of each thread are built once, in init.
+local statuses = dofile(os.getenv("BENCH_LUA_DIR") .. "/statuses.lua")
 local next_id = 0
 
 function setup(thread)
    thread:set("id", next_id)
    next_id = next_id + 1
+   statuses.setup(thread)
 end
 
 function init(args)
@@ -32,3 +34,5 @@ function request()
    sent = sent + 1
    return prepared[(sent - 1) % #prepared + 1]
 end
+
+done = statuses.report

@@ -9,6 +9,7 @@
 -- A thread that runs out of lines starts again from its first one. For gpucloud that
 -- is an error (the repeats get 409, and done() reports the shortfall, which bench.run
 -- refuses); the ceiling stores nothing, so it is given BENCH_WRAP=1 and may repeat.
+local statuses = dofile(os.getenv("BENCH_LUA_DIR") .. "/statuses.lua")
 local threads = {}
 local next_id = 0
 
@@ -16,6 +17,7 @@ function setup(thread)
    thread:set("id", next_id)
    next_id = next_id + 1
    table.insert(threads, thread)
+   statuses.setup(thread)
 end
 
 function init(args)
@@ -52,4 +54,5 @@ function done(summary, latency, reqs)
       short = short + thread:get("exhausted")
    end
    io.write(string.format("BENCH_USED %d\nBENCH_EXHAUSTED %d\n", most, short))
+   statuses.report()
 end

@@ -11,7 +11,10 @@ Writes `.bench/profile-<scenario>.txt` (py-spy's raw collapsed stacks),
 `.bench/profile-summary.md`; prints the summary: per request, the server's CPU time and
 context switches; the time by component; the top functions by own and by total time.
 
-    python -m bench.profile [--scenario get post patch] [--duration 15] [--large] [--svg]
+    python -m bench.profile [--scenario list authorized_keys not_modified post patch]
+                            [--duration 15] [--large] [--svg]
+
+The scenarios are bench.run's kinds (`bench.run.KINDS`), on SQLite.
 """
 
 from __future__ import annotations
@@ -30,22 +33,27 @@ from pathlib import Path
 from bench import load_data
 from bench.load_data import CACHE
 from bench.run import (
+    COUNT_STATUSES,
+    KINDS,
     LOG_DIR,
     RUN_DIR,
-    SCENARIOS,
     BenchError,
     Inputs,
     LoadGenerator,
     Options,
+    Outcome,
     Pinning,
     Scenario,
     Server,
     _process_ticks,
     ensure_wrk,
     find_problems,
+    measure,
     pinning,
+    preflight,
     server_env,
     source_revision,
+    sqlite_url,
 )
 
 SUMMARY = CACHE / "profile-summary.md"
@@ -172,10 +180,11 @@ def record(
     output: Path,
 ) -> tuple[float, float, float]:
     """Sample the server under load; returns (requests/s, CPU ms and context switches per request)."""
-    script = f"{scenario.key}.lua"
+    kind = scenario.kind
     seconds = duration + 3
-    env = inputs.env(scenario, "gpucloud", seconds)
-    wrk = loadgen.start(server, script, seconds, env)
+    env = {**inputs.env(kind, "gpucloud", seconds), **COUNT_STATUSES}
+    log_from = server.log_size()
+    wrk = loadgen.start(server, kind, seconds, env)
     time.sleep(1)
     ticks0, switches0, started = (
         _process_ticks(server.pid),
@@ -209,9 +218,10 @@ def record(
         time.monotonic(),
     )
     result = loadgen.finish(wrk, seconds)
-    inputs.consumed(scenario, "gpucloud", result)
+    inputs.consumed(kind, "gpucloud", result)
     # A profile is still worth having when some requests failed: say so, and go on.
-    for problem in find_problems(result, f"profile of {scenario.title}", server, 0):
+    what = f"profile of {scenario.title}"
+    for problem in find_problems(result, what, server, log_from, kind.status):
         print(f"bench.profile: {problem}", file=sys.stderr)
         WARNINGS.append(problem.splitlines()[0])
     if spy.returncode != 0 or not output.exists():
@@ -225,9 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.profile", description=__doc__.split("\n")[0]
     )
-    parser.add_argument(
-        "--scenario", nargs="+", choices=["get", "post", "patch"], default=["get", "post"]
-    )
+    parser.add_argument("--scenario", nargs="+", choices=list(KINDS), default=["list", "post"])
     parser.add_argument("--duration", type=float, default=15.0, help="seconds sampled (15)")
     parser.add_argument("--rate", type=int, default=200, help="samples per second (200)")
     parser.add_argument("--large", action="store_true", help="the 1,000,000-key database")
@@ -258,17 +266,20 @@ def main(argv: list[str] | None = None) -> int:
             f"pinning: {pin.describe()}; nice {args.nice}; code {source_revision()}.\n",
         ]
         for key in args.scenario:
-            scenario = next(s for s in SCENARIOS if s.key == key)
+            scenario = Scenario(KINDS[key], dataset.kind)
             database = load_data.fresh_copy(dataset, RUN_DIR / f"profile-{key}.db")
             inputs.reset()
             server = Server(
-                "gpucloud", server_env(database, extra), pin,
+                "gpucloud", server_env(sqlite_url(database), extra), pin,
                 LOG_DIR / f"gpucloud-profile-{key}.log", scenario.title, args.nice,
             )  # fmt: skip
             try:
-                warm = loadgen.run(server, f"{key}.lua", 3, inputs.env(scenario, "gpucloud", 3))
-                inputs.consumed(scenario, "gpucloud", warm)
-                for problem in find_problems(warm, f"warm-up of {scenario.title}", server, 0):
+                inputs.etag = preflight(server, dataset.owners[0], Outcome())
+                env = inputs.env(scenario.kind, "gpucloud", 3)
+                what = f"warm-up of {scenario.title}"
+                warm, problems = measure(loadgen, server, scenario.kind, 3, env, what)
+                inputs.consumed(scenario.kind, "gpucloud", warm)
+                for problem in problems:
                     print(f"bench.profile: {problem}", file=sys.stderr)
                     WARNINGS.append(problem.splitlines()[0])
                 raw = CACHE / f"profile-{key}.txt"
