@@ -109,15 +109,6 @@ class _Stopped(BaseException):
         self.signum = signum
 
 
-def _stop(signum: int, frame: FrameType | None) -> None:
-    raise _Stopped(signum)
-
-
-def _hang_up(signum: int, frame: FrameType | None) -> None:
-    # A closed terminal stops the server as SIGTERM does: uvicorn's handler shuts it down.
-    signal.raise_signal(signal.SIGTERM)
-
-
 @contextlib.contextmanager
 def _removed_at_exit(paths: list[Path]) -> Iterator[None]:
     """Remove `paths` when the block ends, however it ends but SIGKILL; then die by the
@@ -125,15 +116,27 @@ def _removed_at_exit(paths: list[Path]) -> Iterator[None]:
     if not paths:
         yield
         return
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    hung_up = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise _Stopped(signal.SIGHUP if hung_up else signum)
+
+    def hang_up(signum: int, frame: FrameType | None) -> None:
+        # A closed terminal stops the server as SIGTERM does (uvicorn's handler shuts it
+        # down); the process still ends by SIGHUP.
+        nonlocal hung_up
+        hung_up = True
+        signal.raise_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     if signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:  # left alone under nohup
-        signal.signal(signal.SIGHUP, _hang_up)
+        signal.signal(signal.SIGHUP, hang_up)
     stopped_by = None
     try:
         yield
-    except _Stopped as stop:
-        stopped_by = stop.signum
+    except _Stopped as stopped:
+        stopped_by = stopped.signum
     finally:
         for path in paths:
             if path.is_dir():
