@@ -76,10 +76,11 @@ def _start(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Eph
 
 @pytest.fixture
 def ephemeral(tmp_path: Path) -> Iterator[Ephemeral]:
-    """A `gpucloud serve --ephemeral` process; killed at the end if a test left it."""
+    """A `gpucloud serve --ephemeral` process, stopped at the end if a test left it."""
     server = _start(tmp_path)
     yield server
-    server.stop(signal.SIGKILL)
+    server.stop()
+    assert not server.directory.exists()
 
 
 def test_it_prints_a_working_api_key_alone_on_stdout(ephemeral: Ephemeral) -> None:
