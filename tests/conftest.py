@@ -17,6 +17,10 @@ from tests.support.server import ServerProcess
 
 pytest_plugins = ["tests.support.keyfixtures", "tests.support.secret_audit"]
 
+# A project of its own, run by pytest in a subprocess (tests/testing/test_plugin_project.py)
+# as a user's project would be: never part of this session.
+collect_ignore = ["plugin_project"]
+
 BACKENDS = ("sqlite", "postgresql")
 
 

@@ -17,7 +17,7 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.applications import Starlette
@@ -41,6 +41,9 @@ from gpucloud.ops import routes as ops_routes
 from gpucloud.ops.metrics import Metrics
 from gpucloud.ratelimit import RateLimiter
 from gpucloud.ssh_keys import routes as ssh_key_routes
+
+if TYPE_CHECKING:  # loaded only by a server started for tests
+    from gpucloud.harness.control import Harness
 
 TITLE = "Cloud Sesterce API"
 DESCRIPTION = "The SSH-keys API of a GPU cloud. Authenticate with the x-api-key header."
@@ -82,8 +85,9 @@ class GpuCloudApp(Starlette):
         )
 
 
-def create_app(settings: Settings) -> GpuCloudApp:
-    """The ASGI app for `settings`.
+def create_app(settings: Settings, *, testing: Harness | None = None) -> GpuCloudApp:
+    """The ASGI app for `settings`; with `testing` (a server started for tests only), also
+    its control operations, and its faults around every other operation.
 
     Raises RouteError (gpucloud.http.routing) or StatementError (gpucloud.db) when a
     route or a statement is declared so that it could not be served.
@@ -112,8 +116,9 @@ def create_app(settings: Settings) -> GpuCloudApp:
             await database.dispose()
 
     declared = operations()
+    served = declared if testing is None else [*declared, *testing.operations]
     routes: list[BaseRoute] = [
-        *starlette_routes(declared),
+        *starlette_routes(served, around=None if testing is None else testing.around),
         Mount("/docs/static", ops_routes.docs_assets),
         Mount("/console/static", console_routes.console_assets),
     ]
@@ -154,9 +159,9 @@ def create_app_from_env() -> GpuCloudApp:
     return serving_app(settings)
 
 
-def serving_app(settings: Settings) -> GpuCloudApp:
+def serving_app(settings: Settings, *, testing: Harness | None = None) -> GpuCloudApp:
     """The app of a serving process, with what lives as long as the process set aside."""
-    app = create_app(settings)
+    app = create_app(settings, testing=testing)
     # Everything built so far lives as long as the process: move it out of the garbage
     # collector's sight, so that full collections stay short.
     gc.collect()

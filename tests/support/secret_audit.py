@@ -30,7 +30,8 @@ What it searches:
 - every response a real server or the in-process app sends to httpx (its transports are
   wrapped, so the `client` fixture needs no change): error bodies (4xx, 5xx) for secrets
   and private-key lines, success bodies for secrets (a success body legitimately holds
-  public keys, never a secret),
+  public keys, never a secret — but for the answer of a test server's control operation
+  that issues an API key, whose secret is recorded instead, as a CLI's stdout is),
 - the stderr of every `gpucloud` subprocess (its error messages).
 
 At session end it reports what it checked, and, for each leak, where the secret came
@@ -220,8 +221,16 @@ def _note_request(audit: SecretAudit, request: httpx.Request) -> None:
         audit.record_secrets_in(value, origin)
 
 
+# The one success body that carries a secret: a test server's control operation that
+# issues an API key (gpucloud.harness), as `gpucloud api-keys create` prints one.
+_ISSUES_SECRETS = ("POST", "/_gpucloud/api-keys", 201)
+
+
 def _scan_body(audit: SecretAudit, request: httpx.Request, status: int, body: bytes) -> None:
     text = body.decode("utf-8", errors="replace")
+    if (request.method, request.url.path, status) == _ISSUES_SECRETS:
+        audit.record_secrets_in(text, "issued by a test server's POST /_gpucloud/api-keys")
+        return
     source = f"{status} response body of {request.method} {request.url.path}"
     error = status >= 400
     kind = "error bodies" if error else "success bodies"

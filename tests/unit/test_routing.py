@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gpucloud.audit.service import Actor
-from gpucloud.http.routing import Operation, RouteError, Success, starlette_routes
+from gpucloud.http.routing import Endpoint, Operation, RouteError, Success, starlette_routes
 
 
 async def open_handler(request: Request) -> Response:
@@ -89,3 +89,24 @@ def test_two_operations_with_one_id_or_one_route_are_refused() -> None:
         starlette_routes([_operation(open_handler, op_id="a"), _operation(open_handler, op_id="a")])
     with pytest.raises(RouteError, match="two operations answer GET /x"):
         starlette_routes([_operation(open_handler, op_id="a"), _operation(open_handler, op_id="b")])
+
+
+def test_around_wraps_every_endpoint_and_none_without_it() -> None:
+    """If routes are built with `around`, then each route serves what it made of its
+    operation's endpoint; without it, the operation's endpoint itself."""
+    seen: list[str] = []
+
+    def around(operation: Operation, endpoint: Endpoint) -> Endpoint:
+        seen.append(operation.operation_id)
+
+        async def wrapped(request: Request) -> Response:
+            return await endpoint(request)
+
+        return wrapped
+
+    operations = [_operation(open_handler, op_id="a")]
+    (wrapped,) = starlette_routes(operations, around=around)
+    assert seen == ["a"]
+    assert wrapped.endpoint.__name__ == "wrapped"
+    (plain,) = starlette_routes(operations)
+    assert plain.endpoint is open_handler

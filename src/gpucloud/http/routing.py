@@ -32,6 +32,8 @@ from gpucloud.http.auth import authenticate
 
 Handler = Callable[..., Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
+# Wraps each operation's endpoint; only a server started for tests has one (its faults).
+Around = Callable[["Operation", Endpoint], Endpoint]
 
 # What each error status means, as the OpenAPI document describes it.
 ERROR_DESCRIPTIONS = {
@@ -146,8 +148,9 @@ class Routes:
         return register
 
 
-def starlette_routes(operations: Iterable[Operation]) -> list[Route]:
-    """One Starlette route per operation, in the order declared (the first match wins).
+def starlette_routes(operations: Iterable[Operation], around: Around | None = None) -> list[Route]:
+    """One Starlette route per operation, in the order declared (the first match wins),
+    each serving `around(operation, endpoint)` when `around` is given.
 
     Raises RouteError for a handler that cannot be called as its operation says, or for
     two operations with one id or on one method and path.
@@ -162,10 +165,13 @@ def starlette_routes(operations: Iterable[Operation]) -> list[Route]:
             raise RouteError(f"two operations answer {operation.method} {operation.path}")
         seen_ids.add(operation.operation_id)
         seen_routes.add((operation.method, operation.path))
+        endpoint = operation.endpoint()
+        if around is not None:
+            endpoint = around(operation, endpoint)
         routes.append(
             Route(
                 operation.path,
-                operation.endpoint(),
+                endpoint,
                 methods=[operation.method],
                 name=operation.operation_id,
                 include_in_schema=operation.in_schema,
