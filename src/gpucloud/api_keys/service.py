@@ -122,6 +122,7 @@ async def create(
 
 
 _INSERT = Statement(insert(APIKey))
+_MINUTE = dt.timedelta(minutes=1)
 
 
 class _Credential(NamedTuple):
@@ -175,8 +176,9 @@ async def authenticate(
     now = now or utcnow()
     if found.revoked_at is not None or (found.expires_at is not None and found.expires_at <= now):
         raise AuthenticationError(INVALID)
-    minute = now.replace(second=0, microsecond=0)
-    stale = found.last_used_at is None or found.last_used_at < minute
+    last = found.last_used_at
+    # Not yet recorded in this minute (compared without building the minute's datetime).
+    stale = last is None or last.minute != now.minute or now - last >= _MINUTE
     return Principal(found.owner_id, found.owner_version, found.api_key_id), stale
 
 

@@ -113,24 +113,22 @@ class Statement(Generic[R]):
     def __init__(self, statement: Executable, record: type[R] | None = None) -> None:
         self.statement: Any = statement
         self.record = record
-        self._forms: dict[tuple[str, tuple[str, ...]], Compiled[R]] = {}
+        # An INSERT without values of its own inserts the columns it is given, and is
+        # compiled once for each set of columns.
+        self.inserts_given_columns = isinstance(statement, Insert) and not statement._values
+        self._forms: dict[object, Compiled[R]] = {}
         _ALL.add(self)
 
     def compiled(self, dialect: Dialect, values: Mapping[str, Any] | None = None) -> Compiled[R]:
         """Its form for `dialect` (compiled at first use, then kept)."""
-        keys = self._insert_keys(values)
-        form = self._forms.get((dialect.name, keys))
+        key: object = dialect.name
+        if self.inserts_given_columns:
+            key = (dialect.name, tuple(sorted(values or ())))
+        form = self._forms.get(key)
         if form is None:
-            form = self._compile(dialect, keys)
-            self._forms[(dialect.name, keys)] = form
+            columns = key[1] if isinstance(key, tuple) else ()
+            form = self._forms[key] = self._compile(dialect, columns)
         return form
-
-    def _insert_keys(self, values: Mapping[str, Any] | None) -> tuple[str, ...]:
-        # An INSERT without values of its own inserts the columns it is given.
-        statement = self.statement
-        if isinstance(statement, Insert) and not statement._values and values:
-            return tuple(sorted(values))
-        return ()
 
     def _compile(self, dialect: Dialect, keys: tuple[str, ...]) -> Compiled[R]:
         statement = self.statement
@@ -210,6 +208,6 @@ def compile_all(dialect: Dialect) -> int:
     """
     statements = list(_ALL)
     for statement in statements:
-        if not isinstance(statement.statement, Insert) or statement.statement._values:
+        if not statement.inserts_given_columns:
             statement.compiled(dialect)
     return len(statements)

@@ -53,10 +53,11 @@ async def authenticate(request: Request, scope: str) -> Actor:
     if stale:
         async with context.database.write() as unit:
             await api_keys.record_use(unit, principal.api_key_id, now=now)
+    # Positional: a named tuple built by keyword costs twice as much, on every request.
     return Actor(
-        owner_id=principal.owner_id,
-        api_key_id=principal.api_key_id,
-        request_id=state.get("request_id"),
-        client=client,
-        owner_version=principal.owner_version,
+        principal.owner_id,
+        principal.api_key_id,
+        state.get("request_id"),
+        client,
+        principal.owner_version,
     )
