@@ -311,3 +311,27 @@ def test_every_statement_of_the_services_compiles_for_both_databases() -> None:
 
     for dialect in (SQLiteUnit.dialect, PGDialect_asyncpg()):
         assert compile_all(dialect) > 20
+
+
+async def test_a_reused_read_is_never_older_than_the_last_commit(database_url: str) -> None:
+    """If a read may be answered from memory (fetch with reuse), then after another
+    connection commits a change, the next such read returns the changed rows, on both
+    databases (SQLite answers from memory only while its data version has not moved)."""
+    by_id = Statement(select(Owner.name).where(Owner.id == bindparam("id")))
+    async with open_database(database_url) as database, open_database(database_url) as other:
+        async with database.write() as unit:
+            owner_id = await owners.get_or_create(unit, "before")
+        first = await database.fetch(by_id, {"id": owner_id}, reuse=True)
+        again = await database.fetch(by_id, {"id": owner_id}, reuse=True)
+        async with other.write() as writer:
+            await writer.run(update(Owner).where(Owner.id == owner_id).values(name="after"))
+        changed = await database.fetch(by_id, {"id": owner_id}, reuse=True)
+        async with database.write() as unit:  # this process's own writer, too
+            await unit.run(update(Owner).where(Owner.id == owner_id).values(name="mine"))
+        mine = await database.fetch(by_id, {"id": owner_id}, reuse=True)
+    assert [rows[0].name for rows in (first, again, changed, mine)] == [
+        "before",
+        "before",
+        "after",
+        "mine",
+    ]

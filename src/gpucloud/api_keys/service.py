@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple
 
 from sqlalchemy import LargeBinary, String, bindparam, insert, or_, select, update
 
@@ -16,7 +15,7 @@ from gpucloud.api_keys import secrets
 from gpucloud.api_keys.models import APIKey
 from gpucloud.audit import service as audit
 from gpucloud.audit.service import Actor
-from gpucloud.db import Statement, Unit, new_id, utcnow
+from gpucloud.db import Database, Statement, Unit, new_id, utcnow
 from gpucloud.errors import (
     AuthenticationError,
     InvalidInputError,
@@ -36,14 +35,6 @@ class Principal(NamedTuple):  # built on every request: a tuple is cheapest
     owner_id: str
     owner_version: int
     api_key_id: str
-
-
-class Reader(Protocol):
-    """A database or a unit: anything that runs a statement and returns its records."""
-
-    async def fetch(
-        self, statement: Statement[Any], values: Mapping[str, Any] | None = None
-    ) -> list[Any]: ...
 
 
 class APIKeyInfo(NamedTuple):
@@ -158,7 +149,7 @@ _RECORD_USE = Statement(
 
 
 async def authenticate(
-    reader: Reader, presented: str | None, *, now: dt.datetime | None = None
+    database: Database, presented: str | None, *, now: dt.datetime | None = None
 ) -> tuple[Principal, bool]:
     """The principal of an `x-api-key` value, and whether its last-used minute is stale.
 
@@ -167,8 +158,9 @@ async def authenticate(
     """
     if not presented or not secrets.is_well_formed(presented):
         raise AuthenticationError(INVALID)
-    rows: list[_Credential] = await reader.fetch(
-        _AUTHENTICATE, {"digest": secrets.digest(presented)}
+    # The same key asks again and again: reused while the database has not changed.
+    rows: list[_Credential] = await database.fetch(
+        _AUTHENTICATE, {"digest": secrets.digest(presented)}, reuse=True
     )
     if not rows:
         raise UnknownAPIKeyError(NOT_FOUND)

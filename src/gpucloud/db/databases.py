@@ -22,7 +22,12 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    asynccontextmanager,
+    contextmanager,
+    suppress,
+)
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from sqlalchemy import URL
@@ -39,6 +44,8 @@ if TYPE_CHECKING:  # asyncpg is loaded only for PostgreSQL
     import asyncpg
 
 R = TypeVar("R")
+# Distinct reads kept by fetch(..., reuse=True) on SQLite (API keys in use, in practice).
+_REUSED_MAX = 10_000
 Values = Mapping[str, Any] | None
 
 
@@ -155,9 +162,21 @@ class Database:
     dialect: Dialect
 
     async def fetch(
-        self, statement: Statement[R], values: Mapping[str, Any] | None = None
+        self,
+        statement: Statement[R],
+        values: Mapping[str, Any] | None = None,
+        *,
+        reuse: bool = False,
     ) -> list[R]:
-        """One statement on its own, outside any unit (one statement is one snapshot)."""
+        """One statement on its own, outside any unit (one statement is one snapshot).
+
+        With `reuse`, the rows may come from memory: the rows this process last read for
+        the same statement and values, as long as nothing has been committed to the
+        database since — by any process — so that they are exactly what the statement
+        would return now. SQLite tells that cheaply (PRAGMA data_version); PostgreSQL has
+        no such signal, and always runs the statement. For a read whose result depends
+        on nothing but the stored data.
+        """
         raise NotImplementedError
 
     def read(self) -> AbstractAsyncContextManager[Unit]:
@@ -232,6 +251,9 @@ class SQLiteDatabase(Database):
         self._committer: asyncio.Task[None] | None = None
         self._reader: sqlite3.Connection | None = None
         self._reader_unit: SQLiteUnit
+        # fetch(..., reuse=True): rows read since the data version last moved.
+        self._reused: dict[tuple[Any, ...], list[Any]] = {}
+        self._reused_version = -1
         self._writer: sqlite3.Connection | None = None
 
     def _connect(self) -> sqlite3.Connection:
@@ -256,16 +278,39 @@ class SQLiteDatabase(Database):
         return self._reader
 
     async def fetch(
-        self, statement: Statement[R], values: Mapping[str, Any] | None = None
+        self,
+        statement: Statement[R],
+        values: Mapping[str, Any] | None = None,
+        *,
+        reuse: bool = False,
     ) -> list[R]:
-        self._read_connection()
+        raw = self._read_connection()
         if self._read_lock.locked():
             # A read unit's transaction is open on the reader, with a snapshot that may
             # be older than this statement should see: wait for it to end. (Statements
             # never yield, so nothing can open one between this check and the query.)
             async with self._read_lock:
                 return await self._reader_unit.fetch(statement, values)
-        return await self._reader_unit.fetch(statement, values)
+        if not reuse:
+            return await self._reader_unit.fetch(statement, values)
+        try:
+            # Moves whenever another connection — another process, or this one's
+            # writer — has committed: the reader's own reads never move it.
+            version = raw.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            _raise_translated(_translated_sqlite(exc), exc)
+            raise
+        if version != self._reused_version:
+            self._reused.clear()
+            self._reused_version = version
+        key = (statement, *values.items()) if values else (statement,)
+        rows = self._reused.get(key)
+        if rows is None:
+            rows = await self._reader_unit.fetch(statement, values)
+            if len(self._reused) >= _REUSED_MAX:
+                self._reused.clear()
+            self._reused[key] = rows
+        return rows
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Unit]:
@@ -416,7 +461,11 @@ class PostgresDatabase(Database):
             await pool.release(connection)
 
     async def fetch(
-        self, statement: Statement[R], values: Mapping[str, Any] | None = None
+        self,
+        statement: Statement[R],
+        values: Mapping[str, Any] | None = None,
+        *,
+        reuse: bool = False,
     ) -> list[R]:
         async with self._connection() as connection:
             return await PostgresUnit(connection, self.dialect).fetch(statement, values)
@@ -429,9 +478,11 @@ class PostgresDatabase(Database):
                 await transaction.start()
             try:
                 yield PostgresUnit(connection, self.dialect)
-            finally:
-                with _postgres_errors():
-                    await transaction.commit()
+            except BaseException:
+                await _abandon(transaction)
+                raise
+            with _postgres_errors():
+                await transaction.commit()
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Unit]:
@@ -442,9 +493,7 @@ class PostgresDatabase(Database):
             try:
                 yield PostgresUnit(connection, self.dialect)
             except BaseException:
-                if not connection.is_closed():
-                    with _postgres_errors():
-                        await transaction.rollback()
+                await _abandon(transaction)
                 raise
             with _postgres_errors():
                 await transaction.commit()
@@ -456,6 +505,14 @@ class PostgresDatabase(Database):
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+
+async def _abandon(transaction: asyncpg.transaction.Transaction) -> None:
+    """Roll back a unit that raised. The unit's own error is the one to report: when the
+    connection is gone (a cut link, or asyncpg has already detached it from the pool),
+    the rollback fails too and the pool discards the connection."""
+    with suppress(Exception):
+        await transaction.rollback()
 
 
 async def _end_transaction(connection: asyncpg.Connection) -> None:

@@ -41,7 +41,8 @@ class RequestContextMiddleware:
             return
         started = time.perf_counter()
         request_id = _incoming_request_id(scope) or os.urandom(16).hex()
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         status = 500
         response_started = False
 
@@ -50,15 +51,14 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                headers = list(message.get("headers", ()))
+                headers = message.get("headers", ())
                 cacheable = html = False
                 for name, value in headers:
                     if name == b"cache-control":
                         cacheable = True
                     elif name == b"content-type" and value.startswith(b"text/html"):
                         html = True
-                headers.append((b"x-request-id", request_id.encode()))
-                headers.extend(_COMMON_HEADERS)
+                headers = [*headers, (b"x-request-id", request_id.encode()), *_COMMON_HEADERS]
                 if not cacheable:
                     headers.append(_NO_STORE)
                 if html:
@@ -78,19 +78,22 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
-            self.metrics.observe(scope["method"], route, status, elapsed)
+            method = scope["method"]
+            self.metrics.observe(method, route, status, elapsed)
             if access_log.enabled:
+                path = scope["path"]
+                client = scope.get("client")
                 access_log.write(
                     {
-                        "msg": f"{scope['method']} {scope['path']} {status}",
+                        "msg": f"{method} {path} {status}",
                         "request_id": request_id,
-                        "method": scope["method"],
-                        "path": scope["path"],
+                        "method": method,
+                        "path": path,
                         "route": route,
                         "status": status,
                         "duration_ms": round(elapsed * 1000, 3),
-                        "client": (scope.get("client") or ("-",))[0],
-                        "api_key_id": scope["state"].get("api_key_id"),
+                        "client": client[0] if client else "-",
+                        "api_key_id": state.get("api_key_id"),
                     }
                 )
 
