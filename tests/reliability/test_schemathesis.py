@@ -70,6 +70,11 @@ OPEN_TO_ALL = frozenset({"GET /healthz", "GET /readyz", "GET /metrics"})
 WITH_BODY_OR_QUERY = frozenset(
     {"POST /gpu-cloud/ssh-keys", "GET /gpu-cloud/ssh-keys", "PATCH /gpu-cloud/ssh-keys/{id}"}
 )
+# A header value holding a control character is not HTTP (RFC 9110, 5.5): the HTTP
+# parser refuses the request with a bare 400 before the application sees it, which is
+# the ASGI server's job rather than the API's. Negative runs keep their other invalid
+# header values (wrong types, lengths, non-ASCII text).
+NOT_HTTP_IN_A_HEADER = "".join(chr(c) for c in (*range(9), *range(10, 32), 127))
 SERVER_LOG_PROBLEM = re.compile(r'unhandled error|Traceback|"status":\s*5\d\d')
 
 Headers = dict[str, str] | None
@@ -105,7 +110,9 @@ def live_server(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
 
 def load_schema(server: ServerProcess) -> schemathesis.BaseSchema:
     """The OpenAPI document as the server serves it, loaded by schemathesis."""
-    return schemathesis.openapi.from_url(f"{server.url}/openapi.json", timeout=10)
+    schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json", timeout=10)
+    schema.config.generation.update(exclude_header_characters=NOT_HTTP_IN_A_HEADER)
+    return schema
 
 
 def fuzz_every_operation(
