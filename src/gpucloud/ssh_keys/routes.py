@@ -17,6 +17,7 @@ from starlette.responses import Response
 from gpucloud.api_keys.service import AUTHORIZED_KEYS, SSH_KEYS
 from gpucloud.audit.service import Actor
 from gpucloud.db import utcnow
+from gpucloud.errors import FieldProblem, InvalidInputError
 from gpucloud.http.body import read_model
 from gpucloud.http.cache import Entry, answer, make_entry
 from gpucloud.http.context import Services, services
@@ -246,6 +247,9 @@ async def get_ssh_key(request: Request, actor: Actor) -> Response:
 )
 async def rename_ssh_key(request: Request, actor: Actor) -> Response:
     body = await read_model(request, RenameSSHKeyDto)
+    if not body.changes_name and not body.changes_expiry:
+        problem = 'The body changes nothing; give name, expiresAt or both, e.g. {"name": "desktop"}'
+        raise InvalidInputError(problem, details=[FieldProblem("body", problem)])
     changes: dict[str, Any] = {}
     if body.changes_name:
         changes["name"] = service.validate_name(body.name)
