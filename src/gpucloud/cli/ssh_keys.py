@@ -115,7 +115,7 @@ def list_(
         ("name", "fingerprint", "type", "default", "created (UTC)"),
         (
             (
-                escape(key.name),
+                key.name,  # print_table escapes every cell, once
                 key.fingerprint or "-",
                 key.key_type,
                 "*" if key.is_default else "",
