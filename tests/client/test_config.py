@@ -117,16 +117,9 @@ def test_a_new_file_is_in_a_private_directory_in_the_official_cli_format(tmp_pat
 
 
 def test_the_public_resolution_says_where_each_value_came_from(
-    home: Path, monkeypatch: pytest.MonkeyPatch
+    clean_env: Path, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """If resolve_config is asked, then each value comes with its origin, as a Client would use it."""
-    for name in (
-        "GPUCLOUD_API_KEY",
-        "GPUCLOUD_API_URL",
-        "GPUCLOUD_PROFILE",
-        "SESTERCE_CLOUD_API_URL",
-    ):
-        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(home))
     found = resolve_config()
     assert (found.api_key, found.api_key_origin) == (FILE_KEY, ConfigOrigin.CREDENTIALS_FILE)
