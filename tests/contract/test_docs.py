@@ -87,15 +87,15 @@ def relative_links(markdown: str) -> list[str]:
     return [t for t in targets if t and not re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", t)]
 
 
-def broken_links(path: Path) -> list[str]:
-    """Each relative link of `path` that leaves the repository, names no file, or names an
-    anchor its Markdown target lacks."""
+def broken_links(path: Path, root: Path = ROOT) -> list[str]:
+    """Each relative link of `path` that leaves the repository at `root`, names no file, or
+    names an anchor its Markdown target lacks."""
     broken = []
     for target in relative_links(path.read_text(encoding="utf-8")):
         file_part, _, anchor = target.partition("#")
         resolved = (path.parent / file_part).resolve() if file_part else path
         try:
-            resolved.relative_to(ROOT)
+            resolved.relative_to(root)
         except ValueError:
             broken.append(f"{target} (outside the repository)")
             continue
@@ -124,7 +124,6 @@ def test_every_relative_link_of_every_tracked_markdown_file_resolves() -> None:
 def test_the_link_check_sees_what_it_must(tmp_path: Path) -> None:
     """If links leave the repository, name missing files or headings, then each is found;
     URLs, links in code and good links are not."""
-    page = ROOT / "docs" / "api.md"
     text = (
         "[up](../../outside.md) [gone](missing.md) [ok](cli.md) [anchor](cli.md#the-python-client)\n"
         "[bad anchor](cli.md#nowhere) [here](#the-gpucloud-api) [web](https://example.com)\n"
@@ -139,16 +138,17 @@ def test_the_link_check_sees_what_it_must(tmp_path: Path) -> None:
         "#the-gpucloud-api",
         "images/console.png",
     ]
-    probe = page.parent / f".link-probe-{tmp_path.name}.md"
+    root = tmp_path / "repository"
+    (root / "docs" / "images").mkdir(parents=True)
+    (root / "docs" / "images" / "console.png").write_bytes(b"")
+    (root / "docs" / "cli.md").write_text("# CLI\n\n## The Python client\n", encoding="utf-8")
+    probe = root / "docs" / "api.md"
     probe.write_text("# The gpucloud API\n" + text, encoding="utf-8")
-    try:
-        assert broken_links(probe) == [
-            "../../outside.md (outside the repository)",
-            "missing.md (no such file)",
-            "cli.md#nowhere (no such heading)",
-        ]
-    finally:
-        probe.unlink()
+    assert broken_links(probe, root) == [
+        "../../outside.md (outside the repository)",
+        "missing.md (no such file)",
+        "cli.md#nowhere (no such heading)",
+    ]
     assert slug("`POST /gpu-cloud/ssh-keys` — register a key") == (
         "post-gpu-cloudssh-keys--register-a-key"
     )
