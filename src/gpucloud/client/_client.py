@@ -294,8 +294,8 @@ class _Core:
         """Seconds to wait before sending `call` again after `exc`, or None to raise it.
 
         Only failures to reach the server or to get its answer on a connection are
-        retried, and only for calls safe to repeat: a timeout is not (the server may
-        still be working, and the caller chose the timeout).
+        retried (RETRY_ERRORS), and only for calls safe to repeat; a read or write timeout
+        is not (the server may still be working, and the caller chose the timeout).
         """
         if not isinstance(exc, RETRY_ERRORS):
             return None
