@@ -90,6 +90,15 @@ def test_list_shows_a_table_for_people_and_the_apis_objects_for_scripts(
     ]
 
 
+def test_a_name_holding_rich_markup_is_listed_exactly_as_typed(run: RunCLI, api: Client) -> None:
+    """If a key's name looks like rich markup, then list prints the name as typed, once."""
+    for name in ("[red]", "[bold]ci[/bold]", "a\\[b]"):
+        add(api, name)
+    table = ok(run("ssh-keys", "list")).stdout
+    cells = [line.split("│")[1].strip() for line in table.splitlines() if "│" in line]
+    assert cells == ["[red]", "[bold]ci[/bold]", "a\\[b]"]
+
+
 def test_an_empty_list_says_how_to_add_a_key(run: RunCLI) -> None:
     """If the owner has no key, then the table says how to add one."""
     assert "gpucloud ssh-keys add" in ok(run("ssh-keys", "list")).stdout

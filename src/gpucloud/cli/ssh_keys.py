@@ -116,7 +116,7 @@ def list_(
         ("name", "fingerprint", "type", "default", "created (UTC)", "expires", "last used"),
         (
             (
-                escape(key.name),
+                key.name,  # print_table escapes every cell, once
                 key.fingerprint or "-",
                 key.key_type,
                 "*" if key.is_default else "",
@@ -433,33 +433,16 @@ def export(
 
 
 def find_key(client: Client, ref: str) -> SSHKey:
-    """The caller's key named by `ref`: a fingerprint, else a name, else an id.
+    """The caller's key named by `ref` (fingerprint, name or id), as the client finds it.
 
-    Names are tried before ids: a name is what users type, and an id is only tried
-    (one more request) when no key has that name.
-
-    Raises the client's NotFoundError when there is none. Filtered on this side too, so
-    that a deployment that ignores the `name`/`fingerprint` filters still gives the
-    right key.
+    Raises the client's NotFoundError, saying where to see the keys that do exist.
     """
     from gpucloud.client import NotFoundError
 
-    if ref.startswith(("SHA256:", "MD5:")):
-        wanted = ref if ref.startswith("SHA256:") else ref.lower()
-        for key in client.list_ssh_keys(fingerprint=ref):
-            if wanted in (key.fingerprint, (key.fingerprint_md5 or "").lower()):
-                return key
-        raise NotFoundError(f"You have no SSH key with the fingerprint {ref}")
-    for key in client.list_ssh_keys(name=ref):
-        if key.name == ref:
-            return key
     try:
-        return client.get_ssh_key(ref)
-    except NotFoundError:
-        pass
-    raise NotFoundError(
-        f'You have no SSH key named "{ref}"; `gpucloud ssh-keys list` shows your keys'
-    )
+        return client.find_ssh_key(ref)
+    except NotFoundError as exc:
+        raise NotFoundError(f"{exc.message}; `gpucloud ssh-keys list` shows your keys") from None
 
 
 def _default_key_file() -> Path:
