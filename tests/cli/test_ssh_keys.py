@@ -312,3 +312,20 @@ def test_show_displays_the_last_use_after_a_login_lookup(run: RunCLI, api: Clien
     assert (
         f"last used:   {used:%Y-%m-%d %H:%M}:00 UTC" in ok(run("ssh-keys", "show", "laptop")).stdout
     )
+
+
+def test_expire_sets_and_removes_an_expiry(run: RunCLI, api: Client) -> None:
+    """If expire gets --in 30d, then the key expires in 30 days; --never removes it; neither
+    or both of the options exit 2 and change nothing."""
+    key = add(api, "laptop")
+    before = dt.datetime.now(dt.UTC)
+    result = ok(run("ssh-keys", "expire", "laptop", "--in", "30d"))
+    expires = api.get_ssh_key(key.id).expires_at
+    assert expires is not None
+    assert dt.timedelta(days=30) <= expires - before < dt.timedelta(days=30, minutes=1)
+    assert f"expires {expires:%Y-%m-%d %H:%M:%S} UTC" in result.stdout
+    for wrong in ((), ("--in", "1d", "--never")):
+        assert run("ssh-keys", "expire", "laptop", *wrong).returncode == 2
+    assert api.get_ssh_key(key.id).expires_at == expires
+    cleared = json.loads(ok(run("ssh-keys", "expire", "laptop", "--never", "-o", "json")).stdout)
+    assert cleared["expiresAt"] is None and api.get_ssh_key(key.id).expires_at is None

@@ -1,4 +1,5 @@
-"""`gpucloud ssh-keys …`: list, show, add, rename, make-default, delete, import, export.
+"""`gpucloud ssh-keys …`: list, show, add, rename, expire, make-default, delete, import,
+export.
 
 A thin shell over `gpucloud.client`: each command finds the key the user named (by
 name, id or fingerprint), makes one or two client calls, and prints the result, as a
@@ -206,16 +207,9 @@ def add(
 
     Example: gpucloud ssh-keys add ~/.ssh/id_ed25519.pub --name laptop --expires-in 90d
     """
-    from gpucloud.durations import parse_duration
     from gpucloud.pubkey import PublicKeyError, parse_public_key
 
-    expires_at = None
-    if expires_in is not None:
-        try:
-            lifetime = parse_duration(expires_in)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--expires-in") from None
-        expires_at = dt.datetime.now(dt.UTC) + lifetime
+    expires_at = None if expires_in is None else _expiry_from_now(expires_in, "--expires-in")
     path = file if file is not None else _default_key_file()
     text = _read_key_file(path)
     _refuse_private_key(path, text)
@@ -256,6 +250,44 @@ def rename(
         output.print_json(renamed.to_wire())
         return
     typer.echo(f'Renamed SSH key "{found.name}" to "{renamed.name}".')
+
+
+@app.command("expire")
+def expire(
+    key: KeyArgument,
+    expires_in: Annotated[
+        str | None,
+        typer.Option(
+            "--in",
+            help="Stop the key opening logins after this long from now, e.g. 90d, 12h, 30m.",
+            show_default=False,
+        ),
+    ] = None,
+    never: Annotated[bool, typer.Option("--never", help="Remove the key's expiry.")] = False,
+    output_format: OutputOption = OutputFormat.table,
+    api_key: ApiKeyOption = None,
+    api_url: ApiUrlOption = None,
+    profile: ProfileOption = None,
+) -> None:
+    """Give an SSH key an expiry (--in 30d), or remove it (--never).
+
+    An expired key stays listed, and no longer opens logins.
+
+    Example: gpucloud ssh-keys expire laptop --in 30d
+    """
+    if (expires_in is None) == (not never):
+        raise typer.BadParameter("give either --in DURATION (e.g. --in 30d) or --never")
+    expires_at = None if never else _expiry_from_now(expires_in or "", "--in")
+    with session(Connection(api_key, api_url, profile)) as client:
+        found = find_key(client, key)
+        changed = client.rename_ssh_key(found.id, expires_at=expires_at)
+    if output_format is OutputFormat.json:
+        output.print_json(changed.to_wire())
+        return
+    if changed.expires_at is None:
+        typer.echo(f'SSH key "{changed.name}" no longer expires.')
+    else:
+        typer.echo(f'SSH key "{changed.name}" expires {_long(changed.expires_at)}.')
 
 
 @app.command("make-default")
@@ -566,6 +598,17 @@ def _short(value: dt.datetime) -> str:
 
 def _long(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _expiry_from_now(text: str, option: str) -> dt.datetime:
+    """Now plus the duration `text`; a bad one is a usage error (exit 2) of `option`."""
+    from gpucloud.durations import parse_duration
+
+    try:
+        lifetime = parse_duration(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
+    return dt.datetime.now(dt.UTC) + lifetime
 
 
 def _expiry(value: dt.datetime | None, now: dt.datetime) -> str:
