@@ -329,3 +329,25 @@ def test_expire_sets_and_removes_an_expiry(run: RunCLI, api: Client) -> None:
     assert api.get_ssh_key(key.id).expires_at == expires
     cleared = json.loads(ok(run("ssh-keys", "expire", "laptop", "--never", "-o", "json")).stdout)
     assert cleared["expiresAt"] is None and api.get_ssh_key(key.id).expires_at is None
+
+
+def test_an_exported_file_with_expiring_keys_imports_with_their_expiry(
+    run: RunCLI, api: Client, tmp_path: Path
+) -> None:
+    """If a file holds a key with the expiry-time option that export writes, then import
+    registers the key with that expiry; an expiry already past is refused with the date."""
+    future = (dt.datetime.now(dt.UTC) + dt.timedelta(days=10)).replace(microsecond=0)
+    past = dt.datetime(2020, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    expiring, gone = ed25519_public_line("soon@x"), ed25519_public_line("gone@x")
+    authorized = tmp_path / "authorized_keys"
+    authorized.write_text(
+        f'expiry-time="{future:%Y%m%d%H%M%S}Z" {expiring}\n'
+        f'expiry-time="{past:%Y%m%d%H%M%S}Z" {gone}\n'
+    )
+    result = run("ssh-keys", "import", str(authorized))
+    assert result.returncode == 1
+    assert "  refused  line 2: it expired at 2020-01-02 03:04:05 UTC" in result.stdout
+    [key] = api.list_ssh_keys()
+    assert (key.name, key.expires_at) == ("soon@x", future)
+    exported = ok(run("ssh-keys", "export")).stdout
+    assert exported == f'expiry-time="{future:%Y%m%d%H%M%S}Z" {key.public_key}\n'

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import os
+import re
 import socket
 import sys
 from collections.abc import Callable, Iterator
@@ -373,9 +374,10 @@ def import_(
     """Add every key of an authorized_keys file, skipping those you already have.
 
     Each key is named after its comment (else "FILE line N"), made unique if needed.
-    Blank lines and # comments are ignored; lines that are not acceptable keys (with
-    options such as command="…", DSA, …) are refused and named in the summary. Exits 1
-    if any line was refused.
+    Blank lines and # comments are ignored; a key with an expiry-time="…Z" option (as
+    export writes it) gets that expiry; lines that are not acceptable keys (with other
+    options such as command="…", DSA, an expiry already past, …) are refused and named in
+    the summary. Exits 1 if any line was refused.
 
     Example: gpucloud ssh-keys import ~/.ssh/authorized_keys
     """
@@ -398,6 +400,10 @@ def import_(
         with _progress(len(entries), f"Importing {_shown(file)}") as advance:
             for number, line in entries:
                 advance()
+                expires_at, line = _expiry_option(line)
+                if expires_at is not None and expires_at <= dt.datetime.now(dt.UTC):
+                    report.refused.append((number, f"it expired at {_long(expires_at)}"))
+                    continue
                 try:
                     parsed = parse_public_key(line)
                 except PublicKeyError as exc:
@@ -410,7 +416,9 @@ def import_(
                 base = parsed.comment or f"{source} line {number}"
                 key_name = _unique_name(base, names)
                 try:
-                    created = client.create_ssh_key(name=key_name, public_key=parsed.openssh)
+                    created = client.create_ssh_key(
+                        name=key_name, public_key=parsed.openssh, expires_at=expires_at
+                    )
                 except ConflictError as exc:
                     report.skipped.append((number, exc.message))
                     continue
@@ -598,6 +606,23 @@ def _short(value: dt.datetime) -> str:
 
 def _long(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# The one option `export` writes (SPEC 9): read back by `import` as the key's expiry.
+_EXPIRY_OPTION = re.compile(r'expiry-time="(\d{14})Z"\s+')
+
+
+def _expiry_option(line: str) -> tuple[dt.datetime | None, str]:
+    """(the expiry, the rest of the line) of a line that starts with expiry-time="…Z";
+    (None, line) for any other line, options included (the parser refuses those)."""
+    match = _EXPIRY_OPTION.match(line)
+    if match is None:
+        return None, line
+    try:
+        when = dt.datetime.strptime(match.group(1), "%Y%m%d%H%M%S").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None, line
+    return when, line[match.end() :]
 
 
 def _expiry_from_now(text: str, option: str) -> dt.datetime:
