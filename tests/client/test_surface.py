@@ -54,6 +54,7 @@ def test_the_public_surface_is_locked() -> None:
             "InvalidRequestError",
             "NotFoundError",
             "RateLimitedError",
+            "SSHCertificate",
             "SSHKey",
             "ServerError",
             "TransportError",

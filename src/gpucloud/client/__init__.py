@@ -25,7 +25,7 @@ from gpucloud.client._exceptions import (
     TransportError,
     UnexpectedResponseError,
 )
-from gpucloud.client._models import SSHKey
+from gpucloud.client._models import SSHCertificate, SSHKey
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -38,6 +38,7 @@ __all__ = [
     "InvalidRequestError",
     "NotFoundError",
     "RateLimitedError",
+    "SSHCertificate",
     "SSHKey",
     "ServerError",
     "TransportError",
