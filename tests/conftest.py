@@ -92,11 +92,18 @@ MakeAPIKey = Callable[..., Awaitable[str]]
 
 @pytest.fixture
 def make_api_key(app: GpuCloudApp) -> MakeAPIKey:
-    """Factory: `await make_api_key(owner="alice", expires_in=None)` returns a new secret."""
+    """Factory: `await make_api_key(owner="alice", expires_in=None, scopes=("ssh-keys",))`
+    returns a new secret."""
 
-    async def make(owner: str = "alice", expires_in: dt.timedelta | None = None) -> str:
+    async def make(
+        owner: str = "alice",
+        expires_in: dt.timedelta | None = None,
+        scopes: tuple[str, ...] = ("ssh-keys",),
+    ) -> str:
         async with app.state.services.database.write() as conn:
-            secret, _ = await api_keys.create(conn, owner=owner, expires_in=expires_in)
+            secret, _ = await api_keys.create(
+                conn, owner=owner, expires_in=expires_in, scopes=scopes
+            )
         return secret
 
     return make

@@ -274,6 +274,13 @@ async def test_every_write_to_an_owners_keys_moves_its_version_and_count(databas
         for label, work in (
             ("rename", lambda unit: service.rename(unit, actor, ids[1], "renamed")),
             ("makedefault", lambda unit: service.make_default(unit, actor, ids[2])),
+            (
+                "an expiry",
+                lambda unit: unit.run(
+                    update(SSHKey).where(SSHKey.id == ids[1]).values(expires_at=utcnow())
+                ),
+            ),
+            ("a use", lambda unit: service.record_use(unit, alice, ids[1], utcnow())),
             ("delete of the default", lambda unit: service.delete_key(unit, actor, ids[2])),
             ("delete", lambda unit: service.delete_key(unit, actor, ids[0])),
             ("plain UPDATE", lambda unit: unit.run(update(SSHKey).values(name="x"))),
@@ -284,6 +291,32 @@ async def test_every_write_to_an_owners_keys_moves_its_version_and_count(databas
             version = await check(label, version)
         (row,) = await database.fetch(state, {"id": alice})
         assert row.key_count == 0
+
+
+async def test_a_use_is_recorded_once_a_minute(database_url: str) -> None:
+    """If a key is used twice in the same minute, then only the first use writes (and
+    moves the owner's version), and its lastUsedAt is that minute; a later minute writes."""
+    minute = dt.datetime(2030, 1, 2, 3, 4, tzinfo=dt.UTC)
+    async with open_database(database_url) as database:
+        async with database.write() as unit:
+            owner_id = await owners.get_or_create(unit, "alice")
+        actor = Actor(owner_id=owner_id, api_key_id=None, client="test")
+        async with database.write() as unit:
+            new = service.prepare("k", ed25519_public_line())
+            key_id = (await service.create(unit, actor, new, max_keys=10)).id
+        written = []
+        for at in (minute + dt.timedelta(seconds=5), minute + dt.timedelta(seconds=50)):
+            async with database.write() as unit:
+                written.append(await service.record_use(unit, owner_id, key_id, at))
+        async with database.read() as unit:
+            assert (await service.get(unit, owner_id, key_id)).last_used_at == minute
+        async with database.write() as unit:
+            later = minute + dt.timedelta(minutes=1, seconds=1)
+            written.append(await service.record_use(unit, owner_id, key_id, later))
+        async with database.read() as unit:
+            stored = await service.get(unit, owner_id, key_id)
+    assert written == [True, False, True]
+    assert stored.last_used_at == minute + dt.timedelta(minutes=1)
 
 
 async def test_lock_reads_the_key_count_without_counting_rows(database_url: str) -> None:

@@ -72,3 +72,18 @@ def test_scopes_given_as_one_string_are_refused(gpucloud_server: GpuCloudServer)
     write it."""
     with pytest.raises(TypeError, match=r"\('ssh-keys',\)"):
         gpucloud_server.create_api_key(scopes="ssh-keys")
+
+
+def test_a_key_with_only_the_authorized_keys_scope_cannot_add_keys(
+    gpucloud_server: GpuCloudServer, tmp_path: Path
+) -> None:
+    """If a test makes an authorized-keys API key, then the server refuses it a create
+    with a 403 naming the scope ssh-keys it lacks."""
+    instance = gpucloud_server.create_api_key(owner="carol", scopes=("authorized-keys",))
+    answer = httpx.post(
+        f"{gpucloud_server.url}/gpu-cloud/ssh-keys",
+        headers={"x-api-key": instance},
+        json={"name": "laptop", "publicKey": new_public_key(tmp_path)},
+    )
+    assert answer.status_code == 403
+    assert "lacks the scope ssh-keys" in answer.json()["message"]

@@ -26,12 +26,19 @@ async def open_database(database_url: str) -> AsyncIterator[Database]:
         await database.dispose()
 
 
-def create_api_key(database_url: str, owner: str, expires_in: dt.timedelta | None = None) -> str:
-    """A new API key secret of `owner` (created if new)."""
+def create_api_key(
+    database_url: str,
+    owner: str,
+    expires_in: dt.timedelta | None = None,
+    scopes: tuple[str, ...] = ("ssh-keys",),
+) -> str:
+    """A new API key secret of `owner` (created if new), with these scopes."""
 
     async def create() -> str:
         async with open_database(database_url) as database, database.write() as conn:
-            secret, _ = await api_keys.create(conn, owner=owner, expires_in=expires_in)
+            secret, _ = await api_keys.create(
+                conn, owner=owner, expires_in=expires_in, scopes=scopes
+            )
         return secret
 
     return asyncio.run(create())

@@ -44,6 +44,38 @@ def test_expires_in_is_recorded_and_a_bad_duration_is_refused(run_cli: RunCLI) -
     assert "90d" in bad.stderr
 
 
+def test_scopes_are_chosen_at_creation_and_shown_by_list_and_the_audit_log(
+    run_cli: RunCLI, server: ServerProcess
+) -> None:
+    """If keys are created with and without --scope, then list and the audit log show each
+    key's scopes (ssh-keys by default), an authorized-keys key reads authorized_keys but
+    gets a 403 naming ssh-keys on the list, and an unknown scope exits 2 naming the known."""
+    instance = run_cli("api-keys", "create", "--owner", "alice", "--scope", "authorized-keys")
+    assert "authorized-keys" in instance.stderr
+    run_cli("api-keys", "create", "--owner", "alice")
+    run_cli(
+        "api-keys", "create", "--owner", "bob", "--scope", "authorized-keys", "--scope", "ssh-keys"
+    )
+    listed = json.loads(run_cli("api-keys", "list", "--output", "json").stdout)
+    assert [k["scopes"] for k in listed] == [
+        ["authorized-keys"],
+        ["ssh-keys"],
+        ["ssh-keys", "authorized-keys"],
+    ]
+    assert "authorized-keys" in run_cli("api-keys", "list").stdout
+    audit = json.loads(run_cli("audit", "--output", "json").stdout)
+    assert [e["scopes"] for e in audit] == [k["scopes"] for k in listed]
+    secret = instance.stdout.strip()
+    url = f"{server.url}/gpu-cloud/ssh-keys"
+    assert httpx.get(f"{url}/authorized_keys", headers={"x-api-key": secret}).status_code == 200
+    refused = httpx.get(url, headers={"x-api-key": secret})
+    assert refused.status_code == 403
+    assert "lacks the scope ssh-keys" in refused.json()["message"]
+    bad = run_cli("api-keys", "create", "--owner", "alice", "--scope", "admin", check=False)
+    assert bad.returncode == 2
+    assert "ssh-keys, authorized-keys" in bad.stderr
+
+
 def test_if_none_creates_only_the_first_time(run_cli: RunCLI) -> None:
     """If --if-none is given twice, then only the first call creates and prints a key."""
     first = run_cli("api-keys", "create", "--owner", "demo", "--if-none")

@@ -27,6 +27,7 @@ from tests.system.conftest import RunCLI
 PREFIX = "/gpu-cloud/ssh-keys"
 SECRET = re.compile(r"gck_[A-Za-z0-9_-]{43}")
 AUDIT_FIELDS = {
+    "scopes",
     "id",
     "at",
     "owner",

@@ -53,6 +53,11 @@ def _operation(handler: object, *, scope: str | None = None, op_id: str = "op") 
         ),
         (handler_with_extra, "ssh-keys", r"takes \(request, actor, extra\)"),
         (sync_handler, None, "is not an async function"),
+        (
+            authenticated_handler,
+            "admin",
+            "needs the scope 'admin', which no API key can have; use one of ssh-keys",
+        ),
     ],
 )
 def test_a_handler_whose_signature_does_not_fit_is_refused(

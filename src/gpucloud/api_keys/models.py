@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gpucloud.db import Base, UTCDateTime
@@ -23,5 +23,7 @@ class APIKey(Base):
     expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # Space-separated, sorted (SPEC 8). Keys made before scopes existed have ssh-keys.
+    scopes: Mapped[str] = mapped_column(String(128), server_default=text("'ssh-keys'"))
 
     __table_args__ = (Index(None, "owner_id"),)

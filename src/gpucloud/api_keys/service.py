@@ -1,4 +1,4 @@
-"""API-key rules: create, authenticate, list, revoke.
+"""API-key rules: create, authenticate, check scopes, list, revoke.
 
 Services take a connection inside a transaction the caller owns, and never commit.
 """
@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
+from functools import lru_cache
 from typing import NamedTuple
 
 from sqlalchemy import LargeBinary, String, bindparam, insert, or_, select, update
@@ -18,6 +20,7 @@ from gpucloud.audit.service import Actor
 from gpucloud.db import Database, Statement, Unit, new_id, utcnow
 from gpucloud.errors import (
     AuthenticationError,
+    ForbiddenError,
     InvalidInputError,
     NotFoundError,
     UnknownAPIKeyError,
@@ -28,13 +31,55 @@ from gpucloud.owners.models import Owner
 INVALID = "API key invalid"
 NOT_FOUND = "API key not found"
 
+# The scopes of SPEC 8. `ssh-keys` is everything, the authorized_keys file included;
+# `authorized-keys` is only that file, the credential an instance holds.
+SSH_KEYS = "ssh-keys"
+AUTHORIZED_KEYS = "authorized-keys"
+SCOPES = (SSH_KEYS, AUTHORIZED_KEYS)
+# What holding a scope allows: the scopes an operation may ask for.
+_GRANTS = {SSH_KEYS: frozenset(SCOPES), AUTHORIZED_KEYS: frozenset({AUTHORIZED_KEYS})}
+
+
+def checked_scopes(scopes: Sequence[str]) -> tuple[str, ...]:
+    """The scopes, each once, in the order of SCOPES; raises InvalidInputError for an
+    empty list or a scope that does not exist."""
+    unknown = [scope for scope in scopes if scope not in SCOPES]
+    if unknown or not scopes:
+        raise InvalidInputError(
+            f"scopes: {', '.join(map(repr, unknown)) or 'an empty list'} is not a list of "
+            f"API-key scopes; give one or more of {', '.join(SCOPES)}"
+        )
+    return tuple(scope for scope in SCOPES if scope in scopes)
+
+
+def granting(scope: str) -> tuple[str, ...]:
+    """The scopes that allow an operation needing `scope` (for its documentation)."""
+    return tuple(held for held in SCOPES if scope in _GRANTS[held])
+
+
+@lru_cache(maxsize=64)
+def _allowed(stored: str) -> frozenset[str]:
+    # A handful of distinct stored values exist: worked out once each.
+    return frozenset().union(*(_GRANTS.get(scope, ()) for scope in stored.split()))
+
+
+def check_scope(principal: Principal, scope: str) -> None:
+    """Raises ForbiddenError (403) naming `scope` unless the principal's key allows it."""
+    if scope not in _allowed(principal.scopes):
+        raise ForbiddenError(
+            f"This API key lacks the scope {scope}; it has {', '.join(principal.scopes.split())}. "
+            f"Use a key created with `gpucloud api-keys create --scope {scope}`"
+        )
+
 
 class Principal(NamedTuple):  # built on every request: a tuple is cheapest
-    """Who a request acts for: the owner (and its version), and the API key that proved it."""
+    """Who a request acts for: the owner (and its version), the API key that proved it,
+    and that key's scopes (space-separated, as stored)."""
 
     owner_id: str
     owner_version: int
     api_key_id: str
+    scopes: str
 
 
 class APIKeyInfo(NamedTuple):
@@ -48,6 +93,7 @@ class APIKeyInfo(NamedTuple):
     expires_at: dt.datetime | None
     last_used_at: dt.datetime | None
     revoked_at: dt.datetime | None
+    scopes: str  # space-separated, in the order of SCOPES
 
     def state(self, now: dt.datetime) -> str:
         """`active`, `revoked` or `expired`."""
@@ -78,12 +124,15 @@ async def create(
     *,
     owner: str,
     expires_in: dt.timedelta | None = None,
+    scopes: Sequence[str] = (SSH_KEYS,),
     client: str = "cli",
 ) -> tuple[str, APIKeyInfo]:
-    """Create a key for `owner` (created if new); returns the secret, shown only now.
+    """Create a key for `owner` (created if new) with these scopes; returns the secret,
+    shown only now. Raises InvalidInputError for an unknown scope.
 
     `client` is what the audit log records as the origin.
     """
+    stored_scopes = " ".join(checked_scopes(scopes))
     owner_id = await owners.get_or_create(unit, owner)
     secret = secrets.generate()
     now = utcnow()
@@ -96,6 +145,7 @@ async def create(
         expires_at=now + expires_in if expires_in else None,
         last_used_at=None,
         revoked_at=None,
+        scopes=stored_scopes,
     )
     await unit.run(
         _INSERT,
@@ -106,6 +156,7 @@ async def create(
             "prefix": info.prefix,
             "created_at": info.created_at,
             "expires_at": info.expires_at,
+            "scopes": info.scopes,
         },
     )
     await _audit(unit, info, "api_key.create", client=client)
@@ -123,10 +174,11 @@ class _Credential(NamedTuple):
     expires_at: dt.datetime | None
     revoked_at: dt.datetime | None
     last_used_at: dt.datetime | None
+    scopes: str
 
 
-# Authentication runs on every request: one indexed statement finds the key and reads
-# its owner's version, which validates the owner's cached answers (gpucloud.http.cache).
+# Authentication runs on every request: one indexed statement finds the key, its scopes,
+# and its owner's version, which validates the owner's cached answers (gpucloud.http.cache).
 _AUTHENTICATE = Statement(
     select(
         APIKey.id.label("api_key_id"),
@@ -135,6 +187,7 @@ _AUTHENTICATE = Statement(
         APIKey.expires_at,
         APIKey.revoked_at,
         APIKey.last_used_at,
+        APIKey.scopes,
     )
     .join(Owner, Owner.id == APIKey.owner_id)
     .where(APIKey.secret_digest == bindparam("digest", type_=LargeBinary)),
@@ -171,7 +224,8 @@ async def authenticate(
     last = found.last_used_at
     # Not yet recorded in this minute (compared without building the minute's datetime).
     stale = last is None or last.minute != now.minute or now - last >= _MINUTE
-    return Principal(found.owner_id, found.owner_version, found.api_key_id), stale
+    principal = Principal(found.owner_id, found.owner_version, found.api_key_id, found.scopes)
+    return principal, stale
 
 
 async def record_use(unit: Unit, api_key_id: str, *, now: dt.datetime) -> None:
@@ -189,6 +243,7 @@ _INFO_QUERY = select(
     APIKey.expires_at,
     APIKey.last_used_at,
     APIKey.revoked_at,
+    APIKey.scopes,
 ).join(Owner, Owner.id == APIKey.owner_id)
 
 
@@ -255,7 +310,9 @@ async def rotate(
             f"API key {old.id} is {old.state(now)}; create a new one with "
             "`gpucloud api-keys create` instead"
         )
-    secret, new = await create(unit, owner=old.owner, expires_in=expires_in, client=client)
+    secret, new = await create(
+        unit, owner=old.owner, expires_in=expires_in, scopes=old.scopes.split(), client=client
+    )
     if grace:
         ends = now + grace
         if old.expires_at is None or old.expires_at > ends:
@@ -271,4 +328,4 @@ async def rotate(
 
 async def _audit(unit: Unit, info: APIKeyInfo, action: str, *, client: str) -> None:
     actor = Actor(owner_id=info.owner_id, api_key_id=None, client=client)
-    await audit.record(unit, actor, action, api_key_id=info.id)
+    await audit.record(unit, actor, action, api_key_id=info.id, scopes=info.scopes)

@@ -26,5 +26,7 @@ class AuditEvent(Base):
     name: Mapped[str | None] = mapped_column(String(128))
     request_id: Mapped[str | None] = mapped_column(String(64))
     client: Mapped[str | None] = mapped_column(String(64))
+    # Of an api_key.* event: the scopes of the API key it is about.
+    scopes: Mapped[str | None] = mapped_column(String(128))
 
     __table_args__ = (Index(None, "owner_id", "at"), Index(None, "at"))

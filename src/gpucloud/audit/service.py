@@ -46,6 +46,7 @@ class AuditEntry(NamedTuple):
     name: str | None
     request_id: str | None
     client: str | None
+    scopes: str | None
 
 
 _INSERT = Statement(insert(AuditEvent))
@@ -76,10 +77,11 @@ async def record(
     fingerprint: str | None = None,
     name: str | None = None,
     api_key_id: str | None = None,
+    scopes: str | None = None,
     at: dt.datetime | None = None,
 ) -> None:
     """Append one event. `api_key_id` overrides the actor's (for API-key events, the key
-    acted upon)."""
+    acted upon, and `scopes` are that key's)."""
     at = at or utcnow()
     await unit.run(
         _INSERT,
@@ -94,6 +96,7 @@ async def record(
             "name": name,
             "request_id": actor.request_id,
             "client": actor.client,
+            "scopes": scopes,
         },
     )
 
@@ -118,6 +121,7 @@ async def query(
             AuditEvent.name,
             AuditEvent.request_id,
             AuditEvent.client,
+            AuditEvent.scopes,
         )
         .join(Owner, Owner.id == AuditEvent.owner_id)
         .order_by(AuditEvent.at, AuditEvent.id)

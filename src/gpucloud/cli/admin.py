@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -106,15 +106,27 @@ def create(
     if_none: bool = typer.Option(
         False, "--if-none", help="Only if the owner has no usable key yet (for set-up scripts)."
     ),
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="ssh-keys (everything, the default) or authorized-keys (only the "
+            "authorized_keys file, for instances); may be repeated."
+        ),
+    ] = None,
 ) -> None:
     """Create an API key and print its secret, alone, on stdout (shown only once).
 
     Example: gpucloud api-keys create --owner alice --expires-in 90d
+    Example: gpucloud api-keys create --owner alice --scope authorized-keys
     """
     from gpucloud.api_keys import service as api_keys
     from gpucloud.db import utcnow
 
     lifetime = _duration(expires_in, "--expires-in")
+    try:
+        scopes = api_keys.checked_scopes(scope or [api_keys.SSH_KEYS])
+    except GpuCloudError as exc:
+        raise typer.BadParameter(exc.message, param_hint="--scope") from None
 
     async def work(unit: Unit) -> tuple[str, APIKeyInfo] | None:
         if if_none:
@@ -122,7 +134,7 @@ def create(
             existing = await api_keys.list_keys(unit, owner=owner)
             if any(info.state(now) == "active" for info in existing):
                 return None
-        return await api_keys.create(unit, owner=owner, expires_in=lifetime)
+        return await api_keys.create(unit, owner=owner, expires_in=lifetime, scopes=scopes)
 
     created = _run(work, write=True)
     if created is None:
@@ -131,7 +143,8 @@ def create(
     secret, info = created
     expiry = f", expires {iso_timestamp(info.expires_at)}" if info.expires_at else ""
     stderr.print(
-        f"Created API key {info.id} for owner {info.owner!r}{expiry}. "
+        f"Created API key {info.id} for owner {info.owner!r}, scopes {_scopes(info.scopes)}"
+        f"{expiry}. "
         "Store the secret now: it is not shown again.",
         highlight=False,
     )
@@ -159,12 +172,13 @@ def list_(
         print_json([_as_json(k, now) for k in keys])
         return
     print_table(
-        ("id", "owner", "prefix", "created", "expires", "last used", "state"),
+        ("id", "owner", "prefix", "scopes", "created", "expires", "last used", "state"),
         (
             (
                 k.id,
                 k.owner,
                 k.prefix + "…",
+                _scopes(k.scopes),
                 _short(k.created_at),
                 _short(k.expires_at),
                 _short(k.last_used_at),
@@ -261,13 +275,25 @@ def audit(
                     "name": e.name,
                     "requestId": e.request_id,
                     "client": e.client,
+                    "scopes": e.scopes.split() if e.scopes else None,
                 }
                 for e in entries
             ]
         )
         return
     print_table(
-        ("at", "owner", "action", "ssh key", "name", "fingerprint", "api key", "client", "request"),
+        (
+            "at",
+            "owner",
+            "action",
+            "ssh key",
+            "name",
+            "fingerprint",
+            "api key",
+            "scopes",
+            "client",
+            "request",
+        ),
         (
             (
                 iso_timestamp(e.at),
@@ -277,6 +303,7 @@ def audit(
                 e.name or "-",
                 e.fingerprint or "-",
                 e.api_key_id or "-",
+                _scopes(e.scopes) if e.scopes else "-",
                 e.client or "-",
                 e.request_id or "-",
             )
@@ -307,6 +334,10 @@ def _since(text: str | None, now: dt.datetime) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
+def _scopes(stored: str) -> str:
+    return ",".join(stored.split())
+
+
 def _short(value: dt.datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else "-"
 
@@ -319,6 +350,7 @@ def _as_json(info: APIKeyInfo, now: dt.datetime) -> dict[str, object]:
         "id": info.id,
         "owner": info.owner,
         "prefix": info.prefix,
+        "scopes": info.scopes.split(),
         "createdAt": ts(info.created_at),
         "expiresAt": ts(info.expires_at),
         "lastUsedAt": ts(info.last_used_at),

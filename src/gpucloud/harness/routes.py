@@ -67,9 +67,10 @@ def control_operations(harness: Harness) -> list[Operation]:
     async def create_api_key(request: Request) -> Response:
         harness.check(request)
         body = await read_model(request, NewAPIKeyDto)
-        scopes = service.checked_scopes(body.scopes)
         async with services(request).database.write() as unit:
-            secret, owner = await service.create_api_key(unit, owner=body.owner)
+            secret, owner, scopes = await service.create_api_key(
+                unit, owner=body.owner, scopes=body.scopes
+            )
         answer = {"apiKey": secret, "owner": owner, "scopes": list(scopes)}
         return Response(orjson.dumps(answer), status_code=201, media_type="application/json")
 

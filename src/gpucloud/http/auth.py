@@ -2,7 +2,8 @@
 
 Order: the caller's address may be throttled for failed authentications (429); then the
 API key is checked (403/404), a failure counting against the address; then the key's own
-rate limit (429). The router runs this for every operation that has a scope, before
+rate limit (429); then its scope (403 naming the scope it lacks, SPEC 8), all before the
+handler reads the body. The router runs this for every operation that has a scope, before
 its handler (gpucloud.http.routing).
 """
 
@@ -31,9 +32,10 @@ API_KEY_PARAMETER: dict[str, Any] = {
 
 
 async def authenticate(request: Request, scope: str) -> Actor:
-    """The authenticated caller of `request`, from its `x-api-key` header.
+    """The authenticated caller of `request`, from its `x-api-key` header, whose key
+    allows `scope`.
 
-    Raises AuthenticationError, UnknownAPIKeyError or RateLimitedError.
+    Raises AuthenticationError, UnknownAPIKeyError, RateLimitedError or ForbiddenError.
     """
     context = services(request)
     limiter = context.limiter
@@ -50,9 +52,10 @@ async def authenticate(request: Request, scope: str) -> Actor:
     state = request.scope["state"]
     state["api_key_id"] = principal.api_key_id
     await limiter.check_api_key(principal.api_key_id)
-    if stale:
+    if stale:  # a key refused for its scope was still used
         async with context.database.write() as unit:
             await api_keys.record_use(unit, principal.api_key_id, now=now)
+    api_keys.check_scope(principal, scope)
     # Positional: a named tuple built by keyword costs twice as much, on every request.
     return Actor(
         principal.owner_id,

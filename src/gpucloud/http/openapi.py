@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from gpucloud.api_keys import service as api_keys
 from gpucloud.http.auth import API_KEY_PARAMETER
 from gpucloud.http.routing import ERROR_DESCRIPTIONS, Operation
 from gpucloud.http.schemas import ErrorDto
@@ -62,7 +63,8 @@ def _operation(op: Operation) -> dict[str, Any]:
         "operationId": op.operation_id,
     }
     if op.scope is not None:
-        described["description"] = f"Needs an API key with the scope `{op.scope}`."
+        scopes = " or ".join(f"`{scope}`" for scope in api_keys.granting(op.scope))
+        described["description"] = f"Needs an API key with the scope {scopes}."
     if parameters:
         described["parameters"] = parameters
     if op.body is not None:

@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gpucloud.api_keys.service import SCOPES
 from gpucloud.audit.service import Actor
 from gpucloud.http.auth import authenticate
 
@@ -199,6 +200,11 @@ def _check_signature(operation: Operation) -> None:
             p.kind not in positional or p.default is not p.empty for p in parameters
         ):
             problem = f"takes ({', '.join(p.name for p in parameters)})"
+    if operation.scope is not None and operation.scope not in SCOPES:
+        raise RouteError(
+            f"{operation.operation_id} needs the scope {operation.scope!r}, which no API key "
+            f"can have; use one of {', '.join(SCOPES)}"
+        )
     if problem is not None:
         raise RouteError(
             f"the handler of {operation.operation_id}, {handler.__qualname__}, {problem}; "

@@ -40,6 +40,10 @@ class SSHKey(Base):
     is_default: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    # After it, the key is listed but never served to an SSH server (SPEC 9).
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # The last minute the key was handed to an SSH server or certified.
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (
         # The listing order: oldest first, ties by id.

@@ -14,6 +14,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gpucloud.api_keys.service import AUTHORIZED_KEYS, SSH_KEYS
 from gpucloud.audit.service import Actor
 from gpucloud.http.body import read_model
 from gpucloud.http.cache import Entry, answer
@@ -25,7 +26,6 @@ from gpucloud.ssh_keys.schemas import CreateSSHKeyDto, RenameSSHKeyDto, SSHKeyDt
 
 PREFIX = "/gpu-cloud/ssh-keys"
 TAG = "GPUCloudSSHKeys"
-SSH_KEYS = "ssh-keys"
 
 _ID_PARAMETER = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 _IF_NONE_MATCH = {
@@ -154,7 +154,7 @@ async def list_ssh_keys(request: Request, actor: Actor) -> Response:
     "/authorized_keys",
     operation_id="GPUCloudSSHKeysController_authorizedKeys",
     summary="Your keys as an authorized_keys file (default first)",
-    scope=SSH_KEYS,
+    scope=AUTHORIZED_KEYS,
     success=Success(200, "One public key a line, default key first", "text/plain", _NOT_MODIFIED),
     parameters=(_IF_NONE_MATCH,),
 )

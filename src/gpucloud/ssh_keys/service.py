@@ -15,7 +15,18 @@ import unicodedata
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, String, and_, bindparam, delete, insert, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from gpucloud import pubkey
 from gpucloud.audit import service as audit
@@ -46,6 +57,12 @@ class SSHKeyRecord(NamedTuple):
     fingerprint_md5: str
     key_type: str
     key_bits: int
+    expires_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+
+    def usable(self, now: dt.datetime) -> bool:
+        """Whether the key may still open a login or be certified (not expired)."""
+        return self.expires_at is None or self.expires_at > now
 
 
 class OwnerKeys(NamedTuple):
@@ -57,10 +74,11 @@ class OwnerKeys(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class NewSSHKey:
-    """A validated create request: a clean name and a parsed public key."""
+    """A validated create request: a clean name, a parsed public key, an expiry."""
 
     name: str
     key: pubkey.ParsedKey
+    expires_at: dt.datetime | None = None
 
 
 class _Taken(NamedTuple):
@@ -112,6 +130,13 @@ _SET_DEFAULT = Statement(
     update(SSHKey).where(_THIS_KEY).values(is_default=True, updated_at=bindparam("at"))
 )
 _DELETE = Statement(delete(SSHKey).where(_THIS_KEY))
+# Only when the stored minute differs: a second login in the same minute writes nothing.
+_RECORD_USE = Statement(
+    update(SSHKey)
+    .where(_THIS_KEY)
+    .where(or_(SSHKey.last_used_at.is_(None), SSHKey.last_used_at != bindparam("minute")))
+    .values(last_used_at=bindparam("minute"))
+)
 
 
 def validate_name(raw: str) -> str:
@@ -177,6 +202,8 @@ async def create(unit: Unit, actor: Actor, new: NewSSHKey, *, max_keys: int) -> 
         fingerprint_md5=new.key.fingerprint_md5,
         key_type=new.key.key_type,
         key_bits=new.key.bits,
+        expires_at=new.expires_at,
+        last_used_at=None,
     )
     try:
         await unit.run(_INSERT, {"owner_id": owner_id, **record._asdict()})
@@ -282,6 +309,25 @@ async def delete_key(unit: Unit, actor: Actor, key_id: str) -> SSHKeyRecord:
             promoted = newest._replace(is_default=True, updated_at=now)
             await _audit(unit, actor, "ssh_key.make_default", promoted, at=now)
     return record
+
+
+def use_minute(now: dt.datetime) -> dt.datetime:
+    """The minute `lastUsedAt` records for a use at `now` (kept to the minute, D37)."""
+    return now.replace(second=0, microsecond=0)
+
+
+async def record_use(unit: Unit, owner_id: str, key_id: str, now: dt.datetime) -> bool:
+    """Record that the key was handed to an SSH server (or certified) at `now`, kept to
+    the minute; returns whether anything was written (not when the stored minute is
+    already this one, nor for a key that does not exist).
+
+    Takes the owner's lock first: the write moves the owner's version (its triggers
+    update the owner's row), and taking the owner before the key, as every writer does,
+    keeps two transactions from waiting on each other.
+    """
+    await owners.lock(unit, owner_id)
+    params = {"b_owner_id": owner_id, "b_key_id": key_id, "minute": use_minute(now)}
+    return await unit.run(_RECORD_USE, params) > 0
 
 
 async def _audit(
