@@ -9,12 +9,16 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import bindparam, select, update
 
 from gpucloud.api_keys import service as api_keys
 from gpucloud.app import GpuCloudApp, create_app
 from gpucloud.audit import service as audit
 from gpucloud.ca import keys
 from gpucloud.config import Settings
+from gpucloud.db import Statement
+from gpucloud.ssh_keys.models import SSHKey
+from gpucloud.ssh_keys.service import SSHKeyRecord
 from tests.ca.conftest import fingerprint_of, read_certificate
 from tests.conftest import MakeAPIKey
 from tests.functional.helpers import (
@@ -301,3 +305,71 @@ async def test_the_openapi_document_lists_both_operations_with_their_statuses(
     trust = document["paths"][TRUST_LIST]["get"]
     assert set(trust["responses"]) == {"200", "501", "503"}
     assert "parameters" not in trust
+
+
+async def _set_expiry(app: GpuCloudApp, key_id: str, expires_at: dt.datetime) -> None:
+    # Set up in the database: the API's expiresAt (SPEC 9) is issue 11's to add.
+    async with app.state.services.database.write() as unit:
+        await unit.run(
+            Statement(
+                update(SSHKey)
+                .where(SSHKey.id == bindparam("b_id"))
+                .values(expires_at=bindparam("b_at"))
+            ),
+            {"b_id": key_id, "b_at": expires_at},
+        )
+
+
+async def _stored(app: GpuCloudApp, key_id: str) -> SSHKeyRecord:
+    async with app.state.services.database.read() as unit:
+        record = await unit.fetch_one(
+            Statement(
+                select(*(getattr(SSHKey, f) for f in SSHKeyRecord._fields)).where(
+                    SSHKey.id == bindparam("b_id")
+                ),
+                SSHKeyRecord,
+            ),
+            {"b_id": key_id},
+        )
+    assert record is not None
+    return record
+
+
+async def test_an_expired_key_is_a_400_and_gets_no_certificate(
+    app: GpuCloudApp, client: httpx.AsyncClient, alice: str, ed25519_keys: list[GeneratedKey]
+) -> None:
+    """If the key's expiresAt has passed, then certifying it is a 400 that says it expired
+    and how to fix it, and no audit event is written."""
+    key = await create_key(client, alice, "laptop", ed25519_keys[0].public_text)
+    await _set_expiry(app, key["_id"], dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+    error = assert_error(await certify(client, alice, key["_id"]), 400)
+    assert "has expired" in error["message"] and "expiresAt" in error["message"]
+    async with app.state.services.database.read() as unit:
+        events = await audit.query(unit, owner="alice")
+    assert not [e for e in events if e.action == "ssh_key.certify"]
+
+
+async def test_a_certificate_never_outlives_its_key(
+    app: GpuCloudApp, client: httpx.AsyncClient, alice: str, ed25519_keys: list[GeneratedKey]
+) -> None:
+    """If the key expires in 10 minutes and 8 h are asked, then validBefore is the key's
+    expiry."""
+    key = await create_key(client, alice, "laptop", ed25519_keys[0].public_text)
+    expiry = (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)).replace(microsecond=0)
+    await _set_expiry(app, key["_id"], expiry)
+    body = (await certify(client, alice, key["_id"], {"validFor": "8h"})).json()
+    assert parse_time(body["validBefore"]) == expiry
+
+
+async def test_certifying_records_the_keys_last_use_to_the_minute(
+    app: GpuCloudApp, client: httpx.AsyncClient, alice: str, ed25519_keys: list[GeneratedKey]
+) -> None:
+    """If a key is certified, then its lastUsedAt becomes this minute."""
+    key = await create_key(client, alice, "laptop", ed25519_keys[0].public_text)
+    assert (await _stored(app, key["_id"])).last_used_at is None
+    before = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    assert (await certify(client, alice, key["_id"])).status_code == 201
+    used = (await _stored(app, key["_id"])).last_used_at
+    after = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    assert used is not None and before <= used <= after
+    assert used.second == 0 and used.microsecond == 0

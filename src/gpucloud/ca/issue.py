@@ -53,7 +53,8 @@ async def certify(
         owner=str(owner.name) if owner is not None else "",
         key_id=record.id,
         valid_for=valid_for,
-        key_expires_at=None,
+        # An expired key is refused (UncertifiableKeyError); a certificate never outlives it.
+        key_expires_at=record.expires_at,
         now=now,
     )
     await audit.record(
@@ -65,6 +66,8 @@ async def certify(
         name=audit_summary(issued),
         at=now,
     )
+    # A certificate is a use of the key (SPEC 9), kept to the minute.
+    await ssh_keys.record_use(unit, actor.owner_id, record.id, now)
     return issued
 
 

@@ -12,6 +12,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gpucloud.api_keys.service import SSH_KEYS
 from gpucloud.audit.service import Actor
 from gpucloud.ca import issue
 from gpucloud.ca.errors import CANotConfiguredError
@@ -20,7 +21,7 @@ from gpucloud.ca.service import NOT_CONFIGURED
 from gpucloud.http.body import read_model
 from gpucloud.http.context import services
 from gpucloud.http.routing import Routes, Success
-from gpucloud.ssh_keys.routes import PREFIX, SSH_KEYS, TAG
+from gpucloud.ssh_keys.routes import PREFIX, TAG
 
 _ID_PARAMETER = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 
