@@ -89,6 +89,7 @@ def test_the_sync_client_certifies_against_a_real_server(
             client.certify_ssh_key(key.id)
         assert refused.value.status_code == 501
         assert "does not issue SSH certificates" in refused.value.message
+        without.stop()  # its access log is complete once it has stopped
         assert without.logs().count('"status":501') == 1  # not retried
     finally:
         with_ca.stop()
