@@ -373,3 +373,18 @@ async def test_certifying_records_the_keys_last_use_to_the_minute(
     after = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
     assert used is not None and before <= used <= after
     assert used.second == 0 and used.microsecond == 0
+
+
+async def test_an_instance_key_cannot_get_certificates(
+    client: httpx.AsyncClient,
+    alice: str,
+    make_api_key: MakeAPIKey,
+    ed25519_keys: list[GeneratedKey],
+) -> None:
+    """If an API key has only the authorized-keys scope (an instance's), then certifying
+    is the 403 that names the scope ssh-keys, and the trust list still needs no key."""
+    key = await create_key(client, alice, "laptop", ed25519_keys[0].public_text)
+    instance = await make_api_key("alice", scopes=("authorized-keys",))
+    error = assert_error(await certify(client, instance, key["_id"]), 403)
+    assert "lacks the scope ssh-keys" in error["message"]
+    assert (await client.get(TRUST_LIST, headers=auth(instance))).status_code == 200
