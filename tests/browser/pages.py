@@ -101,6 +101,18 @@ class ConsolePage:
         return self.page.get_by_label("Public key", exact=True)
 
     @property
+    def expiry_select(self) -> Locator:
+        return self.page.get_by_label("Expires", exact=True)
+
+    def expiry_of(self, name: str) -> str:
+        """The Expires cell of the key's row, as shown."""
+        return self.row(name).locator("td.expires").inner_text().strip()
+
+    def last_use_of(self, name: str) -> str:
+        """The Last used cell of the key's row, as shown."""
+        return self.row(name).locator("td.last-used").inner_text().strip()
+
+    @property
     def file_input(self) -> Locator:
         return self.page.get_by_label("Or choose a .pub file")
 

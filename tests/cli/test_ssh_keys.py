@@ -4,6 +4,7 @@ client, so that only the command under test pays for a process."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import socket
 import stat
@@ -253,4 +254,52 @@ def test_an_unreachable_server_is_one_clear_error(run: RunCLI) -> None:
     one_error_line(
         run("ssh-keys", "list", "--api-url", "http://127.0.0.1:9"),
         "Could not connect to http://127.0.0.1:9",
+    )
+
+
+def test_add_with_expires_in_sets_an_expiry_that_list_and_show_display(
+    run: RunCLI, api: Client
+) -> None:
+    """If add gets --expires-in 90d, then the key expires in 90 days, and list and show
+    display the expiry and "never" for a last use; an unreadable duration exits 2 and
+    sends nothing."""
+    before = dt.datetime.now(dt.UTC)
+    result = ok(
+        run(
+            "ssh-keys",
+            "add",
+            "-",
+            "-n",
+            "laptop",
+            "--expires-in",
+            "90d",
+            input=ed25519_public_line(),
+        )
+    )
+    [key] = api.list_ssh_keys()
+    assert key.expires_at is not None
+    assert dt.timedelta(days=90) <= key.expires_at - before < dt.timedelta(days=90, minutes=1)
+    assert "it expires " + key.expires_at.strftime("%Y-%m-%d %H:%M:%S UTC") in result.stdout
+    table = ok(run("ssh-keys", "list")).stdout
+    assert "expires" in table and "last used" in table
+    assert key.expires_at.strftime("%Y-%m-%d %H:%M") in table and "never" in table
+    shown = ok(run("ssh-keys", "show", "laptop")).stdout
+    assert f"expires:     {key.expires_at:%Y-%m-%d %H:%M:%S} UTC" in shown
+    assert "last used:   never" in shown
+    bad = run(
+        "ssh-keys", "add", "-", "-n", "x", "--expires-in", "soon", input=ed25519_public_line()
+    )
+    assert bad.returncode == 2 and "90d" in bad.stderr
+    assert len(api.list_ssh_keys()) == 1
+
+
+def test_show_displays_the_last_use_after_a_login_lookup(run: RunCLI, api: Client) -> None:
+    """If a key was looked up for a login, then show displays its last use, to the minute."""
+    key = add(api, "laptop")
+    assert key.fingerprint is not None
+    api.get_authorized_keys(fingerprint=key.fingerprint)
+    used = api.get_ssh_key(key.id).last_used_at
+    assert used is not None
+    assert (
+        f"last used:   {used:%Y-%m-%d %H:%M}:00 UTC" in ok(run("ssh-keys", "show", "laptop")).stdout
     )

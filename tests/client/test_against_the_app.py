@@ -137,3 +137,51 @@ def test_the_sync_client_works_against_a_real_server(server: ServerProcess, alic
         client.delete_ssh_key(key.id)
         with pytest.raises(NotFoundError):
             client.get_ssh_key(key.id)
+
+
+async def test_an_expiry_is_set_changed_and_removed_and_last_use_is_read(
+    api: AsyncClient,
+) -> None:
+    """If a key is created with expires_at, then it comes back as that aware datetime;
+    rename_ssh_key(expires_at=...) changes it and expires_at=None removes it, a name alone
+    leaves it; a login lookup sets last_used_at."""
+    soon = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=90)
+    key = await api.create_ssh_key(name="laptop", public_key=ed25519_public_line(), expires_at=soon)
+    assert (key.expires_at, key.last_used_at) == (soon, None)
+    later = soon + dt.timedelta(days=1)
+    assert (await api.rename_ssh_key(key.id, expires_at=later)).expires_at == later
+    renamed = await api.rename_ssh_key(key.id, name="old laptop")
+    assert (renamed.name, renamed.expires_at) == ("old laptop", later)
+    assert (await api.rename_ssh_key(key.id, expires_at=None)).expires_at is None
+    assert key.fingerprint is not None
+    assert await api.get_authorized_keys(fingerprint=key.fingerprint) == key.public_key + "\n"
+    used = (await api.get_ssh_key(key.id)).last_used_at
+    assert used is not None and used.second == 0 and used.tzinfo == dt.UTC
+
+
+async def test_an_expiry_in_the_past_or_without_a_zone_is_refused(api: AsyncClient) -> None:
+    """If expires_at is in the past, then the API's 400 is an InvalidRequestError; if it is
+    naive, or a rename changes nothing, then ValueError is raised before anything is sent."""
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    with pytest.raises(InvalidRequestError, match="not in the future"):
+        await api.create_ssh_key(name="laptop", public_key=ed25519_public_line(), expires_at=past)
+    with pytest.raises(ValueError, match="no time zone"):
+        await api.create_ssh_key(
+            name="laptop", public_key=ed25519_public_line(), expires_at=dt.datetime(2030, 1, 1)
+        )
+    key = await api.create_ssh_key(name="laptop", public_key=ed25519_public_line())
+    with pytest.raises(ValueError, match="name, expires_at or both"):
+        await api.rename_ssh_key(key.id)
+
+
+def test_the_sync_client_sets_an_expiry(server: ServerProcess, alice: str) -> None:
+    """If the sync client creates a key with expires_at and then clears it, then the
+    server shows the expiry and then none."""
+    soon = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(hours=1)
+    with Client(api_key=alice, base_url=server.url) as client:
+        key = client.create_ssh_key(
+            name="laptop", public_key=ed25519_public_line(), expires_at=soon
+        )
+        assert client.get_ssh_key(key.id).expires_at == soon
+        assert client.get_authorized_keys().startswith('expiry-time="')
+        assert client.rename_ssh_key(key.id, expires_at=None).expires_at is None

@@ -25,6 +25,8 @@ DTO_FIELDS = frozenset(
         "fingerprintMd5",
         "keyType",
         "keyBits",
+        "expiresAt",
+        "lastUsedAt",
     }
 )
 INVALID_API_KEY = "API key invalid"

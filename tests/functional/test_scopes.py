@@ -50,9 +50,7 @@ async def test_an_authorized_keys_key_reads_the_file_and_nothing_else(
 
 
 async def test_the_scope_is_checked_before_the_body_is_read(
-    client: httpx.AsyncClient,
-    situation: Situation,
-    make_api_key: MakeAPIKey,  # noqa: F811
+    client: httpx.AsyncClient, make_api_key: MakeAPIKey
 ) -> None:
     """If an authorized-keys key sends a create whose body is not JSON, too big or of
     the wrong type, then the answer is the 403 of its scope, not the body's 400/413/415."""

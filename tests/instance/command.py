@@ -166,13 +166,15 @@ class Node:
             os.utime(path, (then, then))
 
 
-def register(url: str, secret: str, public_line: str, name: str) -> str:
-    """Register a public key with the API; its id."""
+def register(
+    url: str, secret: str, public_line: str, name: str, expires_at: str | None = None
+) -> str:
+    """Register a public key with the API (expiring at `expires_at`, if given); its id."""
+    body = {"name": name, "publicKey": public_line}
+    if expires_at is not None:
+        body["expiresAt"] = expires_at
     response = httpx.post(
-        f"{url}/gpu-cloud/ssh-keys",
-        headers={"x-api-key": secret},
-        json={"name": name, "publicKey": public_line},
-        timeout=10,
+        f"{url}/gpu-cloud/ssh-keys", headers={"x-api-key": secret}, json=body, timeout=10
     )
     assert response.status_code == 201, response.text
     key_id: str = response.json()["_id"]

@@ -119,12 +119,15 @@ class Machine:
 
 @dataclass
 class Instance:
-    """The machine, wired to this test's server for the owner alice."""
+    """The machine, wired to this test's server for the owner alice: the node holds
+    `api_key`, of the scope authorized-keys (SPEC 8); alice registers her keys with
+    `owner_key`, of the scope ssh-keys."""
 
     machine: Machine
     server: ServerProcess
     database_url: str
     api_key: str
+    owner_key: str
     outcomes: list[str] = field(default_factory=list)  # of the last login's lookups
 
     @property
@@ -221,10 +224,11 @@ def instance(machine: Machine, server: ServerProcess, database_url: str) -> Inst
     """The machine's command pointed at this test's server, for the login user as alice."""
     for path in machine.node.cache_files():
         path.unlink()
-    api_key = create_api_key(database_url, "alice")
+    api_key = create_api_key(database_url, "alice", scopes=("authorized-keys",))
+    owner_key = create_api_key(database_url, "alice")
     machine.node.configure(server.url, {machine.login_user: api_key}, timeout="3", max_stale="1h")
     for path in (machine.node.config, *machine.node.credentials.iterdir()):
         assert sshd.readable_by(machine.command_user, path), (
             f"{machine.command_user} cannot read {path}"
         )
-    return Instance(machine, server, database_url, api_key)
+    return Instance(machine, server, database_url, api_key, owner_key)

@@ -6,13 +6,13 @@ Services take a connection inside a transaction the caller owns, and never commi
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import NamedTuple
 
 from sqlalchemy import LargeBinary, String, bindparam, insert, or_, select, update
 
+from gpucloud import durations
 from gpucloud.api_keys import secrets
 from gpucloud.api_keys.models import APIKey
 from gpucloud.audit import service as audit
@@ -104,19 +104,13 @@ class APIKeyInfo(NamedTuple):
         return "active"
 
 
-_DURATION = re.compile(r"(\d+)([smhdw])")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
 def parse_duration(text: str) -> dt.timedelta:
-    """`90d`, `12h`, `30m`, `30s`, `2w` as a timedelta; raises InvalidInputError otherwise."""
-    match = _DURATION.fullmatch(text.strip())
-    if match is None or int(match.group(1)) == 0:
-        raise InvalidInputError(
-            f"Cannot read the duration {text!r}; write a positive number and a unit, "
-            "e.g. 90d, 12h, 30m or 30s"
-        )
-    return dt.timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    """`90d`, `12h`, `30m`, `30s`, `2w` as a timedelta (gpucloud.durations); raises
+    InvalidInputError otherwise."""
+    try:
+        return durations.parse_duration(text)
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from None
 
 
 async def create(

@@ -111,8 +111,9 @@ def list_(
     if not keys:
         typer.echo("No SSH keys yet; add one with: gpucloud ssh-keys add")
         return
+    now = dt.datetime.now(dt.UTC)
     output.print_table(
-        ("name", "fingerprint", "type", "default", "created (UTC)"),
+        ("name", "fingerprint", "type", "default", "created (UTC)", "expires", "last used"),
         (
             (
                 escape(key.name),
@@ -120,6 +121,8 @@ def list_(
                 key.key_type,
                 "*" if key.is_default else "",
                 _short(key.created_at),
+                _expiry(key.expires_at, now),
+                _short(key.last_used_at) if key.last_used_at else "never",
             )
             for key in keys
         ),
@@ -134,7 +137,8 @@ def show(
     api_url: ApiUrlOption = None,
     profile: ProfileOption = None,
 ) -> None:
-    """Show one SSH key: its id, both fingerprints, size, dates and public key.
+    """Show one SSH key: its id, both fingerprints, size, dates, expiry, last use (the
+    last login it opened, to the minute) and public key.
 
     Example: gpucloud ssh-keys show laptop
     """
@@ -153,6 +157,8 @@ def show(
         ("default", "yes" if found.is_default else "no"),
         ("created", _long(found.created_at)),
         ("updated", _long(found.updated_at)),
+        ("expires", _long_expiry(found.expires_at, dt.datetime.now(dt.UTC))),
+        ("last used", _long(found.last_used_at) if found.last_used_at else "never"),
         ("public key", found.public_key),
     )
     for label, value in rows:
@@ -179,6 +185,15 @@ def add(
             show_default=False,
         ),
     ] = None,
+    expires_in: Annotated[
+        str | None,
+        typer.Option(
+            "--expires-in",
+            help="Stop the key opening logins after this long, e.g. 90d, 12h, 30m. "
+            "Default: it never expires.",
+            show_default=False,
+        ),
+    ] = None,
     output_format: OutputOption = OutputFormat.table,
     api_key: ApiKeyOption = None,
     api_url: ApiUrlOption = None,
@@ -186,12 +201,21 @@ def add(
 ) -> None:
     """Add a public key. It is checked here first: a private key is never sent.
 
-    Your first key becomes your default key.
+    Your first key becomes your default key. An expired key stays listed, and no longer
+    opens logins.
 
-    Example: gpucloud ssh-keys add ~/.ssh/id_ed25519.pub --name laptop
+    Example: gpucloud ssh-keys add ~/.ssh/id_ed25519.pub --name laptop --expires-in 90d
     """
+    from gpucloud.durations import parse_duration
     from gpucloud.pubkey import PublicKeyError, parse_public_key
 
+    expires_at = None
+    if expires_in is not None:
+        try:
+            lifetime = parse_duration(expires_in)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--expires-in") from None
+        expires_at = dt.datetime.now(dt.UTC) + lifetime
     path = file if file is not None else _default_key_file()
     text = _read_key_file(path)
     _refuse_private_key(path, text)
@@ -201,12 +225,15 @@ def add(
         fail(f"{_shown(path)}: {exc.message}")
     key_name = name if name is not None else (parsed.comment or socket.gethostname())
     with session(Connection(api_key, api_url, profile)) as client:
-        created = client.create_ssh_key(name=key_name, public_key=parsed.openssh)
+        created = client.create_ssh_key(
+            name=key_name, public_key=parsed.openssh, expires_at=expires_at
+        )
     if output_format is OutputFormat.json:
         output.print_json(created.to_wire())
         return
     default = "; it is your default key" if created.is_default else ""
-    typer.echo(f'Added SSH key "{created.name}" ({created.fingerprint}){default}.')
+    until = f"; it expires {_long(created.expires_at)}" if created.expires_at else ""
+    typer.echo(f'Added SSH key "{created.name}" ({created.fingerprint}){default}{until}.')
 
 
 @app.command("rename")
@@ -556,3 +583,15 @@ def _short(value: dt.datetime) -> str:
 
 def _long(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _expiry(value: dt.datetime | None, now: dt.datetime) -> str:
+    if value is None:
+        return "never"
+    return _short(value) + (" (expired)" if value <= now else "")
+
+
+def _long_expiry(value: dt.datetime | None, now: dt.datetime) -> str:
+    if value is None:
+        return "never"
+    return _long(value) + (" (expired: no longer opens logins)" if value <= now else "")

@@ -10,6 +10,7 @@ each against the server's OpenAPI document, so the client has no method the serv
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import platform
 import time
@@ -35,7 +36,7 @@ from gpucloud.client._exceptions import (
     error_from_response,
     unexpected,
 )
-from gpucloud.client._models import SSHCertificate, SSHKey
+from gpucloud.client._models import SSHCertificate, SSHKey, _iso
 from gpucloud.client._retry import DEFAULT_MAX_RETRIES, RetryPolicy
 
 T = TypeVar("T")
@@ -101,13 +102,28 @@ class _Call(Generic[T]):
 # The call builders: one per endpoint, shared by Client and AsyncClient.
 
 
-def _create_ssh_key(name: str, public_key: str, idempotency_key: str | None) -> _Call[SSHKey]:
+class _Unset:
+    """The default of an argument that, left out, changes nothing (None means "none")."""
+
+    def __repr__(self) -> str:
+        return "unchanged"
+
+
+_UNSET = _Unset()
+
+
+def _create_ssh_key(
+    name: str, public_key: str, expires_at: dt.datetime | None, idempotency_key: str | None
+) -> _Call[SSHKey]:
     _refuse_private_key(public_key)
+    body = {"name": name, "publicKey": public_key}
+    if expires_at is not None:
+        body["expiresAt"] = _wire_time(expires_at)
     return _Call(
         ENDPOINTS["create_ssh_key"],
         PREFIX,
         _decode_key,
-        json={"name": name, "publicKey": public_key},
+        json=body,
         # One key per call, the same on each of its retries: the server answers a
         # repeat with the first answer, so a retried create never makes two keys.
         headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())},
@@ -127,8 +143,26 @@ def _get_ssh_key(key_id: str) -> _Call[SSHKey]:
     return _Call(ENDPOINTS["get_ssh_key"], _key_url(key_id), _decode_key)
 
 
-def _rename_ssh_key(key_id: str, name: str) -> _Call[SSHKey]:
-    return _Call(ENDPOINTS["rename_ssh_key"], _key_url(key_id), _decode_key, json={"name": name})
+def _rename_ssh_key(
+    key_id: str, name: str | None, expires_at: dt.datetime | _Unset | None
+) -> _Call[SSHKey]:
+    body: dict[str, Any] = {}
+    if name is not None:
+        body["name"] = name
+    if not isinstance(expires_at, _Unset):
+        body["expiresAt"] = None if expires_at is None else _wire_time(expires_at)
+    if not body:
+        raise ValueError("give name, expires_at or both")
+    return _Call(ENDPOINTS["rename_ssh_key"], _key_url(key_id), _decode_key, json=body)
+
+
+def _wire_time(value: dt.datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError(
+            f"expires_at {value} has no time zone; give an aware datetime, "
+            "e.g. datetime.now(timezone.utc) + timedelta(days=90)"
+        )
+    return _iso(value)
 
 
 def _make_default_ssh_key(key_id: str) -> _Call[None]:
@@ -140,8 +174,10 @@ def _delete_ssh_key(key_id: str) -> _Call[None]:
     return _Call(ENDPOINTS["delete_ssh_key"], _key_url(key_id), _decode_nothing)
 
 
-def _get_authorized_keys() -> _Call[str]:
-    return _Call(ENDPOINTS["get_authorized_keys"], PREFIX + "/authorized_keys", _decode_text)
+def _get_authorized_keys(fingerprint: str | None) -> _Call[str]:
+    params = None if fingerprint is None else {"fingerprint": fingerprint}
+    url = PREFIX + "/authorized_keys"
+    return _Call(ENDPOINTS["get_authorized_keys"], url, _decode_text, params=params)
 
 
 def _certify_ssh_key(key_id: str, valid_for: str | None) -> _Call[SSHCertificate]:
@@ -336,15 +372,22 @@ class Client:
         return self._core.base_url
 
     def create_ssh_key(
-        self, *, name: str, public_key: str, idempotency_key: str | None = None
+        self,
+        *,
+        name: str,
+        public_key: str,
+        expires_at: dt.datetime | None = None,
+        idempotency_key: str | None = None,
     ) -> SSHKey:
-        """Register a public key; the first key becomes the default.
+        """Register a public key; the first key becomes the default. With `expires_at`
+        (an aware datetime, in the future) it stops opening logins then.
 
         A private key raises InvalidRequestError before anything is sent. A repeat with
         the same `idempotency_key` gets the first answer. Raises ConflictError when the
-        key or the name is already registered, InvalidRequestError when either is refused.
+        key or the name is already registered, InvalidRequestError when either is refused
+        (or the expiry is not in the future).
         """
-        return self._send(_create_ssh_key(name, public_key, idempotency_key))
+        return self._send(_create_ssh_key(name, public_key, expires_at, idempotency_key))
 
     def list_ssh_keys(
         self, *, name: str | None = None, fingerprint: str | None = None
@@ -356,9 +399,17 @@ class Client:
         """One key by its id; raises NotFoundError."""
         return self._send(_get_ssh_key(key_id))
 
-    def rename_ssh_key(self, key_id: str, *, name: str) -> SSHKey:
-        """Give a key a new name; raises NotFoundError, ConflictError, InvalidRequestError."""
-        return self._send(_rename_ssh_key(key_id, name))
+    def rename_ssh_key(
+        self,
+        key_id: str,
+        *,
+        name: str | None = None,
+        expires_at: dt.datetime | _Unset | None = _UNSET,
+    ) -> SSHKey:
+        """Give a key a new name and/or expiry (`expires_at=None` removes the expiry;
+        left out, it is unchanged); at least one, else ValueError. Raises NotFoundError,
+        ConflictError, InvalidRequestError."""
+        return self._send(_rename_ssh_key(key_id, name, expires_at))
 
     def make_default_ssh_key(self, key_id: str) -> None:
         """Make the key the only default one; raises NotFoundError."""
@@ -368,9 +419,11 @@ class Client:
         """Delete a key (the newest remaining one becomes default); raises NotFoundError."""
         self._send(_delete_ssh_key(key_id))
 
-    def get_authorized_keys(self) -> str:
-        """The keys as an `authorized_keys` file: default first, one line each."""
-        return self._send(_get_authorized_keys())
+    def get_authorized_keys(self, *, fingerprint: str | None = None) -> str:
+        """The keys as an `authorized_keys` file: default first, one line each, expired
+        keys left out. With `fingerprint` (`SHA256:…`), only that key's line (or "") —
+        a lookup for a login, which records the key's last use."""
+        return self._send(_get_authorized_keys(fingerprint))
 
     def certify_ssh_key(self, key_id: str, *, valid_for: str | None = None) -> SSHCertificate:
         """A short-lived SSH user certificate of the key, signed by the server's CA.
@@ -449,10 +502,15 @@ class AsyncClient:
         return self._core.base_url
 
     async def create_ssh_key(
-        self, *, name: str, public_key: str, idempotency_key: str | None = None
+        self,
+        *,
+        name: str,
+        public_key: str,
+        expires_at: dt.datetime | None = None,
+        idempotency_key: str | None = None,
     ) -> SSHKey:
         """Register a public key; as `Client.create_ssh_key`."""
-        return await self._send(_create_ssh_key(name, public_key, idempotency_key))
+        return await self._send(_create_ssh_key(name, public_key, expires_at, idempotency_key))
 
     async def list_ssh_keys(
         self, *, name: str | None = None, fingerprint: str | None = None
@@ -464,9 +522,15 @@ class AsyncClient:
         """One key by its id; raises NotFoundError."""
         return await self._send(_get_ssh_key(key_id))
 
-    async def rename_ssh_key(self, key_id: str, *, name: str) -> SSHKey:
-        """Give a key a new name; as `Client.rename_ssh_key`."""
-        return await self._send(_rename_ssh_key(key_id, name))
+    async def rename_ssh_key(
+        self,
+        key_id: str,
+        *,
+        name: str | None = None,
+        expires_at: dt.datetime | _Unset | None = _UNSET,
+    ) -> SSHKey:
+        """Give a key a new name and/or expiry; as `Client.rename_ssh_key`."""
+        return await self._send(_rename_ssh_key(key_id, name, expires_at))
 
     async def make_default_ssh_key(self, key_id: str) -> None:
         """Make the key the only default one; raises NotFoundError."""
@@ -476,9 +540,9 @@ class AsyncClient:
         """Delete a key; as `Client.delete_ssh_key`."""
         await self._send(_delete_ssh_key(key_id))
 
-    async def get_authorized_keys(self) -> str:
-        """The keys as an `authorized_keys` file: default first, one line each."""
-        return await self._send(_get_authorized_keys())
+    async def get_authorized_keys(self, *, fingerprint: str | None = None) -> str:
+        """The keys as an `authorized_keys` file; as `Client.get_authorized_keys`."""
+        return await self._send(_get_authorized_keys(fingerprint))
 
     async def certify_ssh_key(self, key_id: str, *, valid_for: str | None = None) -> SSHCertificate:
         """A short-lived SSH user certificate of the key; as `Client.certify_ssh_key`."""

@@ -16,7 +16,9 @@ class SSHKey:
     `ssh-keygen -l -E sha256|md5` prints them; `key_bits` as `ssh-keygen -l` prints.
     A server that sends only the source document's six fields (the hosted API does) gets
     the other four computed here from `public_key`; they are None only when this
-    package's key parser cannot read that key.
+    package's key parser cannot read that key. `expires_at` is None for a key that never
+    expires, `last_used_at` (to the minute) for one never used for a login — and both
+    for a server that does not send them.
     """
 
     id: str
@@ -29,6 +31,8 @@ class SSHKey:
     fingerprint_md5: str | None
     key_type: str
     key_bits: int | None
+    expires_at: dt.datetime | None = None
+    last_used_at: dt.datetime | None = None
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> SSHKey:
@@ -47,6 +51,8 @@ class SSHKey:
                 created_at=_timestamp(data, "createdAt"),
                 updated_at=_timestamp(data, "updatedAt"),
                 **derived,
+                expires_at=_optional_timestamp(data, "expiresAt"),
+                last_used_at=_optional_timestamp(data, "lastUsedAt"),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not an SSHKeyDto: {exc!r}") from None
@@ -64,6 +70,8 @@ class SSHKey:
             "fingerprintMd5": self.fingerprint_md5,
             "keyType": self.key_type,
             "keyBits": self.key_bits,
+            "expiresAt": _iso(self.expires_at) if self.expires_at else None,
+            "lastUsedAt": _iso(self.last_used_at) if self.last_used_at else None,
         }
 
 
@@ -77,6 +85,10 @@ def _string(data: Mapping[str, Any], field: str) -> str:
 def _timestamp(data: Mapping[str, Any], field: str) -> dt.datetime:
     value = dt.datetime.fromisoformat(_string(data, field))
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _optional_timestamp(data: Mapping[str, Any], field: str) -> dt.datetime | None:
+    return None if data.get(field) is None else _timestamp(data, field)
 
 
 def _iso(value: dt.datetime) -> str:

@@ -78,10 +78,7 @@ class BodyCache:
         valid_until: float | None = None,
     ) -> Entry:
         """Keep a body built from the owner's keys at `version`; returns its entry."""
-        etag = etag_of(body)
-        headers = Response(body, media_type=media_type, headers={"ETag": etag}).raw_headers
-        not_modified = [(b"etag", etag.encode())]
-        entry = Entry(version, body, etag, valid_until, headers, not_modified)
+        entry = make_entry(version, body, media_type, valid_until)
         key = (owner_id, kind)
         old = self._entries.pop(key, None)
         if old is not None:
@@ -96,6 +93,15 @@ class BodyCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def make_entry(
+    version: int, body: bytes, media_type: str, valid_until: float | None = None
+) -> Entry:
+    """An entry for a body, with its strong ETag; kept only when given to `put`."""
+    etag = etag_of(body)
+    headers = Response(body, media_type=media_type, headers={"ETag": etag}).raw_headers
+    return Entry(version, body, etag, valid_until, headers, [(b"etag", etag.encode())])
 
 
 def etag_of(body: bytes) -> str:

@@ -16,8 +16,9 @@ from starlette.responses import Response
 
 from gpucloud.api_keys.service import AUTHORIZED_KEYS, SSH_KEYS
 from gpucloud.audit.service import Actor
+from gpucloud.db import utcnow
 from gpucloud.http.body import read_model
-from gpucloud.http.cache import Entry, answer
+from gpucloud.http.cache import Entry, answer, make_entry
 from gpucloud.http.context import Services, services
 from gpucloud.http.routing import Routes, Success
 from gpucloud.idempotency import service as idempotency
@@ -59,6 +60,15 @@ _FILTER_PARAMETERS = (
         "schema": {"type": "string"},
     },
 )
+_LOOKUP_PARAMETER = {
+    "name": "fingerprint",
+    "in": "query",
+    "required": False,
+    "description": "sshd's %f (SHA256:…): only that key's line, or an empty body when you have "
+    "no such key that has not expired; records the key's lastUsedAt (to the minute). The "
+    "answer has its own strong ETag, answered 304 like the whole file's",
+    "schema": {"type": "string"},
+}
 _NOT_MODIFIED = {304: "Not modified: the If-None-Match tag is current (no body)"}
 _JSON = "application/json"
 _TEXT = "text/plain; charset=utf-8"
@@ -84,13 +94,21 @@ async def _owner_body(context: Services, actor: Actor, kind: str) -> Entry:
         return entry
     async with context.database.read() as unit:
         keys = await service.owner_keys(unit, actor.owner_id)
+    now = utcnow()
     # Both bodies come from the same read: fill both, the other is likely asked next.
     listed = context.bodies.put(
         actor.owner_id, "list", keys.version, orjson.dumps([to_wire(k) for k in keys.keys]), _JSON
     )
-    lines = "".join(f"{line}\n" for line in service.authorized_keys_lines(keys.keys))
+    # The file leaves expired keys out: it holds only until the next key expires.
+    lines = "".join(f"{line}\n" for line in service.authorized_keys_lines(keys.keys, now))
+    until = service.valid_until(keys.keys, now)
     file = context.bodies.put(
-        actor.owner_id, "authorized_keys", keys.version, lines.encode(), _TEXT
+        actor.owner_id,
+        "authorized_keys",
+        keys.version,
+        lines.encode(),
+        _TEXT,
+        valid_until=until.timestamp() if until else None,
     )
     return listed if kind == "list" else file
 
@@ -108,9 +126,10 @@ async def _owner_body(context: Services, actor: Actor, kind: str) -> Entry:
 async def create_ssh_key(request: Request, actor: Actor) -> Response:
     context = services(request)
     body = await read_model(request, CreateSSHKeyDto)
-    new = service.prepare(body.name, body.publicKey)
+    new = service.prepare(body.name, body.publicKey, body.expiresAt)
     retry = idempotency.from_header(
-        request.headers.get(idempotency.HEADER), {"name": body.name, "publicKey": body.publicKey}
+        request.headers.get(idempotency.HEADER),
+        {"name": body.name, "publicKey": body.publicKey, "expiresAt": body.expiresAt},
     )
     async with context.database.write() as unit:
         if retry is not None:
@@ -155,11 +174,36 @@ async def list_ssh_keys(request: Request, actor: Actor) -> Response:
     operation_id="GPUCloudSSHKeysController_authorizedKeys",
     summary="Your keys as an authorized_keys file (default first)",
     scope=AUTHORIZED_KEYS,
-    success=Success(200, "One public key a line, default key first", "text/plain", _NOT_MODIFIED),
-    parameters=(_IF_NONE_MATCH,),
+    success=Success(
+        200,
+        "One public key a line, default key first; keys that have expired are left out, and "
+        'a key that expires has expiry-time="YYYYMMDDHHMMSSZ" in front',
+        "text/plain",
+        _NOT_MODIFIED,
+    ),
+    parameters=(_LOOKUP_PARAMETER, _IF_NONE_MATCH),
+    errors=(400,),
 )
 async def authorized_keys(request: Request, actor: Actor) -> Response:
-    return answer(request, await _owner_body(services(request), actor, "authorized_keys"))
+    context = services(request)
+    if request.scope["query_string"]:
+        fingerprint = request.query_params.get("fingerprint")
+        if fingerprint is not None:
+            return answer(request, await _login_line(context, actor, fingerprint))
+    return answer(request, await _owner_body(context, actor, "authorized_keys"))
+
+
+async def _login_line(context: Services, actor: Actor, fingerprint: str) -> Entry:
+    """The line of the key an SSH server asks about for a login, recording its use."""
+    record = await service.key_for_login(context.database, actor.owner_id, fingerprint)
+    now = utcnow()
+    if record is None or not record.usable(now):
+        return make_entry(actor.owner_version, b"", _TEXT)
+    if service.use_is_new(record, now):
+        async with context.database.write() as unit:
+            await service.record_use(unit, actor.owner_id, record.id, now)
+    line = service.authorized_keys_line(record) + "\n"
+    return make_entry(actor.owner_version, line.encode(), _TEXT)
 
 
 @routes.patch(
@@ -193,18 +237,22 @@ async def get_ssh_key(request: Request, actor: Actor) -> Response:
 @routes.patch(
     "/{id}",
     operation_id="GPUCloudSSHKeysController_rename",
-    summary="Rename a SSH Key",
+    summary="Rename a SSH Key, or set or remove its expiry",
     scope=SSH_KEYS,
-    success=Success(200, "The renamed SSH key", SSHKeyDto),
+    success=Success(200, "The SSH key as changed", SSHKeyDto),
     body=RenameSSHKeyDto,
     parameters=(_ID_PARAMETER,),
     errors=(409,),
 )
 async def rename_ssh_key(request: Request, actor: Actor) -> Response:
     body = await read_model(request, RenameSSHKeyDto)
-    name = service.validate_name(body.name)
+    changes: dict[str, Any] = {}
+    if body.changes_name:
+        changes["name"] = service.validate_name(body.name)
+    if body.changes_expiry:
+        changes["expires_at"] = service.validate_expiry(body.expiresAt, utcnow())
     async with services(request).database.write() as unit:
-        record = await service.rename(unit, actor, request.path_params["id"], name)
+        record = await service.update_key(unit, actor, request.path_params["id"], **changes)
     return _json(to_wire(record))
 
 

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gpucloud.ssh_keys.service import SSHKeyRecord
 from gpucloud.wire import iso_timestamp
+
+_EXPIRES_AT = (
+    "Optional: when the key stops opening logins; UTC, YYYY-MM-DDTHH:MM:SS.mmmZ, in the future"
+)
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    # The field may be left out, but it has no value of its own to document.
+    schema.pop("default", None)
+
 
 _EXAMPLE_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHvAV0mvuPx5XbnLrE5DHV7RWHA6dObnZxOv4kJCqTwF ada@laptop"
@@ -26,14 +36,50 @@ class CreateSSHKeyDto(BaseModel):
     publicKey: str = Field(
         description="One OpenSSH public key line (the .pub file), or an RFC 4716 block"
     )
+    expiresAt: str | None = Field(
+        default=None,
+        description=_EXPIRES_AT + " (then listed, no longer served to SSH servers); "
+        "null or absent: no expiry",
+    )
 
 
 class RenameSSHKeyDto(BaseModel):
-    """Body of `PATCH /gpu-cloud/ssh-keys/{id}`."""
+    """Body of `PATCH /gpu-cloud/ssh-keys/{id}`: a new name, a new expiry, or both."""
 
-    model_config = ConfigDict(extra="ignore", json_schema_extra={"example": {"name": "desktop"}})
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "example": {"name": "desktop", "expiresAt": "2030-01-31T12:00:00.000Z"},
+            "minProperties": 1,
+        },
+    )
 
-    name: str = Field(description="1 to 128 characters, trimmed; unique among your keys")
+    name: str = Field(
+        default="",
+        description="1 to 128 characters, trimmed; unique among your keys",
+        json_schema_extra=_no_default,
+    )
+    expiresAt: str | None = Field(
+        default=None,
+        description=_EXPIRES_AT + "; null removes the expiry",
+        json_schema_extra=_no_default,
+    )
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> RenameSSHKeyDto:
+        if not self.model_fields_set & {"name", "expiresAt"}:
+            raise ValueError("give name, expiresAt or both")
+        return self
+
+    @property
+    def changes_name(self) -> bool:
+        """Whether the body holds `name`."""
+        return "name" in self.model_fields_set
+
+    @property
+    def changes_expiry(self) -> bool:
+        """Whether the body holds `expiresAt` (null included: it removes the expiry)."""
+        return "expiresAt" in self.model_fields_set
 
 
 class SSHKeyDto(BaseModel):
@@ -51,6 +97,14 @@ class SSHKeyDto(BaseModel):
     fingerprintMd5: str = Field(description="MD5:aa:bb:…, as ssh-keygen -l -E md5")
     keyType: str = Field(description="e.g. ssh-ed25519")
     keyBits: int = Field(description="as ssh-keygen -l prints")
+    expiresAt: str | None = Field(
+        description="UTC, YYYY-MM-DDTHH:MM:SS.mmmZ; null if the key never expires. An "
+        "expired key stays listed and is left out of authorized_keys"
+    )
+    lastUsedAt: str | None = Field(
+        description="The last minute the key was handed to an SSH server for a login "
+        "(authorized_keys?fingerprint=) or certified, UTC; null if never"
+    )
 
 
 def to_wire(record: SSHKeyRecord) -> dict[str, Any]:
@@ -66,4 +120,6 @@ def to_wire(record: SSHKeyRecord) -> dict[str, Any]:
         "fingerprintMd5": record.fingerprint_md5,
         "keyType": record.key_type,
         "keyBits": record.key_bits,
+        "expiresAt": iso_timestamp(record.expires_at) if record.expires_at else None,
+        "lastUsedAt": iso_timestamp(record.last_used_at) if record.last_used_at else None,
     }

@@ -31,11 +31,12 @@ from sqlalchemy import (
 from gpucloud import pubkey
 from gpucloud.audit import service as audit
 from gpucloud.audit.service import Actor
-from gpucloud.db import IntegrityError, Statement, Unit, new_id, utcnow
+from gpucloud.db import Database, IntegrityError, Statement, Unit, new_id, utcnow
 from gpucloud.errors import ConflictError, FieldProblem, InvalidInputError, NotFoundError
 from gpucloud.owners import service as owners
 from gpucloud.owners.models import Owner
 from gpucloud.ssh_keys.models import SSHKey
+from gpucloud.wire import parse_timestamp
 
 NAME_MAX_CHARS = 128
 NOT_FOUND = "SSH key not found"
@@ -106,6 +107,9 @@ _TAKEN = Statement(
     ),
     _Taken,
 )
+_BY_FINGERPRINT = Statement(
+    _OWNED.where(SSHKey.fingerprint_sha256 == bindparam("fingerprint")), SSHKeyRecord
+)
 _NAME_TAKEN = Statement(
     select(SSHKey.id).where(SSHKey.owner_id == _OWNER_ID, SSHKey.name == bindparam("name"))
 )
@@ -115,8 +119,14 @@ _THIS_KEY = and_(
     SSHKey.owner_id == bindparam("b_owner_id", type_=String),
     SSHKey.id == bindparam("b_key_id", type_=String),
 )
-_RENAME = Statement(
-    update(SSHKey).where(_THIS_KEY).values(name=bindparam("b_name"), updated_at=bindparam("at"))
+_UPDATE = Statement(
+    update(SSHKey)
+    .where(_THIS_KEY)
+    .values(
+        name=bindparam("b_name"),
+        expires_at=bindparam("b_expires_at"),
+        updated_at=bindparam("at"),
+    )
 )
 _CLEAR_DEFAULT = Statement(
     update(SSHKey)
@@ -163,9 +173,37 @@ def validate_public_key(raw: str) -> pubkey.ParsedKey:
         raise InvalidInputError(message, details=[FieldProblem("publicKey", exc.message)]) from None
 
 
-def prepare(name: str, public_key: str) -> NewSSHKey:
-    """Validate a create request, name first; no database needed."""
-    return NewSSHKey(name=validate_name(name), key=validate_public_key(public_key))
+def validate_expiry(raw: str | None, now: dt.datetime) -> dt.datetime | None:
+    """The expiry of `expiresAt` (None for null); raises InvalidInputError unless it is a
+    time with its offset (as `createdAt` is written) and in the future."""
+    if raw is None:
+        return None
+    expires_at = parse_timestamp(raw)
+    problem = None
+    if expires_at is None:
+        problem = (
+            f"expiresAt {raw[:40]!r} is not a time; write it in UTC as "
+            "YYYY-MM-DDTHH:MM:SS.mmmZ, e.g. 2030-01-31T12:00:00.000Z, or null for no expiry"
+        )
+    elif expires_at <= now:
+        problem = (
+            f"expiresAt {raw[:40]} is not in the future; give a later time, or null for no "
+            "expiry (delete the key to stop it at once)"
+        )
+    if problem is not None:
+        raise InvalidInputError(problem, details=[FieldProblem("expiresAt", problem)])
+    return expires_at
+
+
+def prepare(
+    name: str, public_key: str, expires_at: str | None = None, *, now: dt.datetime | None = None
+) -> NewSSHKey:
+    """Validate a create request (name, key, expiry, in that order); no database needed."""
+    clean_name = validate_name(name)
+    key = validate_public_key(public_key)
+    return NewSSHKey(
+        name=clean_name, key=key, expires_at=validate_expiry(expires_at, now or utcnow())
+    )
 
 
 async def create(unit: Unit, actor: Actor, new: NewSSHKey, *, max_keys: int) -> SSHKeyRecord:
@@ -251,10 +289,76 @@ async def find_keys(
     return await unit.fetch(Statement(query, SSHKeyRecord), {"owner_id": owner_id})
 
 
-def authorized_keys_lines(keys: list[SSHKeyRecord]) -> list[str]:
-    """`authorized_keys` lines of these keys (oldest first): the default first, then oldest first."""
+def authorized_keys_lines(keys: list[SSHKeyRecord], now: dt.datetime) -> list[str]:
+    """`authorized_keys` lines of these keys (oldest first) that have not expired at
+    `now`: the default first, then oldest first. A key with an expiry gets sshd's
+    `expiry-time` option in front, so that sshd refuses it then even from a cached copy."""
     ordered = sorted(keys, key=lambda key: not key.is_default)  # a stable sort keeps the age order
-    return [key.public_key for key in ordered]
+    return [authorized_keys_line(key) for key in ordered if key.usable(now)]
+
+
+def authorized_keys_line(key: SSHKeyRecord) -> str:
+    """The key's `authorized_keys` line, with `expiry-time="YYYYMMDDHHMMSSZ"` (UTC, the
+    second rounded down: sshd stops it no later than the API does) when it expires."""
+    if key.expires_at is None:
+        return key.public_key
+    return f'expiry-time="{key.expires_at.strftime("%Y%m%d%H%M%SZ")}" {key.public_key}'
+
+
+def valid_until(keys: list[SSHKeyRecord], now: dt.datetime) -> dt.datetime | None:
+    """When the authorized_keys lines of `keys` next change by the clock alone: the
+    earliest expiry still ahead of `now` (None if no key will expire)."""
+    return min((k.expires_at for k in keys if k.expires_at and k.expires_at > now), default=None)
+
+
+class _Keep:
+    """The value of a field that an update leaves as it is."""
+
+
+KEEP = _Keep()
+
+
+async def update_key(
+    unit: Unit,
+    actor: Actor,
+    key_id: str,
+    *,
+    name: str | _Keep = KEEP,
+    expires_at: dt.datetime | _Keep | None = KEEP,
+) -> SSHKeyRecord:
+    """Rename a key and/or set its expiry (already validated; None removes it). A value
+    equal to the stored one changes nothing; anything that changes moves `updatedAt`.
+
+    Raises NotFoundError, or ConflictError when another key has that name.
+    """
+    owner_id = actor.owner_id
+    await owners.lock(unit, owner_id)
+    record = await get(unit, owner_id, key_id)
+    new_name = record.name if isinstance(name, _Keep) else name
+    new_expiry = record.expires_at if isinstance(expires_at, _Keep) else expires_at
+    renaming = new_name != record.name
+    expiring = new_expiry != record.expires_at
+    if not renaming and not expiring:
+        return record
+    if renaming and await unit.fetch(_NAME_TAKEN, {"owner_id": owner_id, "name": new_name}):
+        raise _name_taken(new_name)
+    now = utcnow()
+    changed = record._replace(name=new_name, expires_at=new_expiry, updated_at=now)
+    await unit.run(
+        _UPDATE,
+        {
+            "b_owner_id": owner_id,
+            "b_key_id": key_id,
+            "b_name": changed.name,
+            "b_expires_at": changed.expires_at,
+            "at": now,
+        },
+    )
+    if renaming:
+        await _audit(unit, actor, "ssh_key.rename", changed, at=now)
+    if expiring:
+        await _audit(unit, actor, "ssh_key.set_expiry", changed, at=now)
+    return changed
 
 
 async def rename(unit: Unit, actor: Actor, key_id: str, name: str) -> SSHKeyRecord:
@@ -262,18 +366,7 @@ async def rename(unit: Unit, actor: Actor, key_id: str, name: str) -> SSHKeyReco
 
     Raises NotFoundError, or ConflictError when another key has that name.
     """
-    owner_id = actor.owner_id
-    await owners.lock(unit, owner_id)
-    record = await get(unit, owner_id, key_id)
-    if record.name == name:
-        return record
-    if await unit.fetch(_NAME_TAKEN, {"owner_id": owner_id, "name": name}):
-        raise _name_taken(name)
-    now = utcnow()
-    await unit.run(_RENAME, {"b_owner_id": owner_id, "b_key_id": key_id, "b_name": name, "at": now})
-    renamed = record._replace(name=name, updated_at=now)
-    await _audit(unit, actor, "ssh_key.rename", renamed, at=now)
-    return renamed
+    return await update_key(unit, actor, key_id, name=name)
 
 
 async def make_default(unit: Unit, actor: Actor, key_id: str) -> None:
@@ -309,6 +402,31 @@ async def delete_key(unit: Unit, actor: Actor, key_id: str) -> SSHKeyRecord:
             promoted = newest._replace(is_default=True, updated_at=now)
             await _audit(unit, actor, "ssh_key.make_default", promoted, at=now)
     return record
+
+
+async def key_for_login(database: Database, owner_id: str, fingerprint: str) -> SSHKeyRecord | None:
+    """The owner's key whose SHA-256 fingerprint is `fingerprint` (as sshd's %f gives
+    it), or None. Raises InvalidInputError for anything but a `SHA256:…` fingerprint.
+
+    One indexed read, answered from memory while the database has not changed (an
+    instance asks for the same key at every login).
+    """
+    kind, _, value = fingerprint.partition(":")
+    if kind != "SHA256" or not value or "\x00" in value:
+        problem = (
+            "fingerprint must be a SHA256:… fingerprint, as sshd's %f and "
+            "ssh-keygen -l -E sha256 print it"
+        )
+        raise InvalidInputError(problem, details=[FieldProblem("fingerprint", problem)])
+    rows = await database.fetch(
+        _BY_FINGERPRINT, {"owner_id": owner_id, "fingerprint": fingerprint}, reuse=True
+    )
+    return rows[0] if rows else None
+
+
+def use_is_new(record: SSHKeyRecord, now: dt.datetime) -> bool:
+    """Whether a use at `now` would change the key's recorded last use (another minute)."""
+    return record.last_used_at != use_minute(now)
 
 
 def use_minute(now: dt.datetime) -> dt.datetime:

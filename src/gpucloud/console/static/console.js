@@ -35,6 +35,8 @@
   };
 
   const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+  // In the table, the day alone (the exact time is the element's title).
+  const dayFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium" });
 
   const $ = (id) => {
     const element = document.getElementById(id);
@@ -68,6 +70,7 @@
     addSubmit: $("add-submit"),
     keyName: $("key-name"),
     keyText: $("key-text"),
+    keyExpiry: $("key-expiry"),
     keyFile: $("key-file"),
     renameDialog: $("rename-dialog"),
     renameForm: $("rename-form"),
@@ -96,7 +99,7 @@
   };
 
   // Which input shows the API's `details[].field` problems, per form.
-  const ADD_FIELDS = { name: ui.keyName, publicKey: ui.keyText };
+  const ADD_FIELDS = { name: ui.keyName, publicKey: ui.keyText, expiresAt: ui.keyExpiry };
   const RENAME_FIELDS = { name: ui.renameName };
 
   let apiKey = null;
@@ -150,7 +153,7 @@
   }
 
   const listKeys = (key) => api("GET", "", undefined, key);
-  const createKey = (name, publicKey) => api("POST", "", { name, publicKey });
+  const createKey = (name, publicKey, expiresAt) => api("POST", "", { name, publicKey, expiresAt });
   const renameKey = (id, name) => api("PATCH", `/${encodeURIComponent(id)}`, { name });
   const makeDefault = (id) => api("PATCH", `/${encodeURIComponent(id)}/makedefault`);
   const deleteKey = (id) => api("DELETE", `/${encodeURIComponent(id)}`);
@@ -389,11 +392,14 @@
     }, [icon(ICON_COPY)]);
     copy.addEventListener("click", () => copyFingerprint(key, copy, fingerprint));
 
-    const created = new Date(key.createdAt);
-    const time = element("time", {
-      text: dateFormat.format(created),
-      attrs: { datetime: key.createdAt, title: key.createdAt },
-    });
+    const time = timeOf(key.createdAt);
+    const expired = key.expiresAt !== null && new Date(key.expiresAt) <= new Date();
+    const expires = key.expiresAt === null
+      ? [element("span", { className: "muted", text: "Never" })]
+      : [timeOf(key.expiresAt), ...(expired ? [" ", element("span", { className: "badge badge-expired", text: "Expired" })] : [])];
+    const lastUsed = key.lastUsedAt === null
+      ? [element("span", { className: "muted", text: "Never" })]
+      : [timeOf(key.lastUsedAt)];
 
     const actions = element("div", { className: "row-actions" });
     if (!key.isDefault) {
@@ -428,8 +434,20 @@
       cell("Bits", { className: "num", text: String(key.keyBits) }),
       cell("Fingerprint", {}, [element("div", { className: "fingerprint-cell" }, [fingerprint, copy])]),
       cell("Created", { className: "nowrap" }, [time]),
+      cell("Expires", { className: "nowrap expires" }, expires),
+      cell("Last used", { className: "nowrap last-used" }, lastUsed),
       element("td", { className: "actions-col", attrs: { role: "cell" } }, [actions]),
     ]);
+  }
+
+  function timeOf(iso) {
+    return element("time", { text: dayFormat.format(new Date(iso)), attrs: { datetime: iso, title: iso } });
+  }
+
+  // The expiry the add form asks for: null (never), or that many days from now.
+  function chosenExpiry() {
+    const days = Number(ui.keyExpiry.value);
+    return days ? new Date(Date.now() + days * 86400000).toISOString() : null;
   }
 
   function rowOf(id) {
@@ -482,6 +500,7 @@
   function clearAddErrors() {
     setFieldError(ui.keyName, "");
     setFieldError(ui.keyText, "");
+    setFieldError(ui.keyExpiry, "");
     setFieldError(ui.keyFile, "");
     setFormError(ui.addError, "");
   }
@@ -545,11 +564,12 @@
     }
     setBusy(ui.addSubmit, true, "Adding…");
     try {
-      const created = await createKey(name, publicKey);
+      const created = await createKey(name, publicKey, chosenExpiry());
       ui.addForm.reset();
       await load({ quiet: true });
       focusRow(created._id, { highlight: true });
-      const extra = created.isDefault ? " It is your default key." : "";
+      const until = created.expiresAt ? ` It expires ${dateFormat.format(new Date(created.expiresAt))}.` : "";
+      const extra = (created.isDefault ? " It is your default key." : "") + until;
       announce(`Added ${quoted(created.name)}.${extra}`);
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
