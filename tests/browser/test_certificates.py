@@ -24,8 +24,8 @@ def test_get_certificate_shows_it_with_its_validity_and_copies_it(
     console: ConsolePage, api_key: str, api: httpx.Client, tmp_path: Path
 ) -> None:
     """If "Get certificate" is used on a key with 1 hour chosen, then the dialog shows a
-    certificate that ssh-keygen reads as that key's, its validity and serial, and the
-    copy button puts the certificate on the clipboard."""
+    certificate that ssh-keygen reads as that key's, its validity and serial, the copy
+    button puts the certificate on the clipboard, and the key's "Last used" is set."""
     key = keygen.generate(tmp_path, "ed25519", "alice@laptop")
     _add(api, "laptop", key.public_text)
     console.sign_in(api_key)
@@ -55,6 +55,8 @@ def test_get_certificate_shows_it_with_its_validity_and_copies_it(
     dialog.get_by_role("button", name="Close").click()
     expect(dialog).to_be_hidden()
     expect(page.get_by_role("button", name="Get a certificate for laptop")).to_be_focused()
+    # A certificate is a use of the key: the list, drawn again, says so.
+    expect(console.row("laptop").locator('[data-label="Last used"]')).not_to_have_text("Never")
 
 
 def test_a_refused_validity_is_shown_beside_the_choice(

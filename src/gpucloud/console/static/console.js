@@ -628,8 +628,14 @@
       button.addEventListener("click", () => closeDialog(dialog, "cancel"));
     }
     dialog.addEventListener("close", () => {
-      // Cancelled (button or Escape): focus goes back to the button that opened it.
-      if (dialog.returnValue !== "done" && dialogOpener?.isConnected) dialogOpener.focus();
+      // Cancelled (button or Escape): focus goes back to the button that opened it, or
+      // to its successor when the list was drawn again meanwhile (after a certificate).
+      if (dialog.returnValue === "done" || !dialogOpener) return;
+      const action = dialogOpener.dataset.action;
+      const again = dialogKey && action
+        ? rowOf(dialogKey._id)?.querySelector(`[data-action="${action}"]`)
+        : null;
+      (dialogOpener.isConnected ? dialogOpener : again)?.focus();
     });
   }
 
@@ -774,6 +780,8 @@
       ui.certResult.hidden = false;
       ui.certCopy.hidden = false;
       ui.certSubmit.dataset.label = "Get another";  // setBusy puts it back when done
+      // The key's "Last used" is now (SPEC 9): draw the list again behind the dialog.
+      await load({ quiet: true });
       ui.certText.focus();
       ui.certText.select();
       announce(`Certificate for ${quoted(key.name)}, valid until ${ui.certValidBefore.textContent}`);
