@@ -1,5 +1,7 @@
 # One obvious command per task; the same locally and in CI. `make help` lists them.
 SHELL := /bin/bash
+# Every recipe line stops at its first failure, a failure anywhere in a pipe included.
+.SHELLFLAGS := -euo pipefail -c
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,13 +14,18 @@ PYTEST_ARGS ?=
 
 .PHONY: help
 help: ## List the commands
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+# pip's "WARNING: Location" noise is dropped; pip's own exit status is kept (pipefail), and
+# the stamp is written only once everything succeeded. pip >= 25.1 reads dependency groups.
+QUIET_PIP = 2>&1 | { grep -v '^WARNING: Location' || true; }
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-	$(BIN)/python -m pip install --quiet -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
-	@$(BIN)/python -c 'import gpucloud' && touch $(STAMP)
+	@$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1' $(QUIET_PIP)
+	$(BIN)/python -m pip install --quiet -e . --group dev $(QUIET_PIP)
+	@$(BIN)/python -c 'import gpucloud'
+	@touch $(STAMP)
 
 .PHONY: install
 install: $(STAMP) ## Create .venv and install gpucloud with its development tools
@@ -35,6 +42,22 @@ run: $(STAMP) ## Migrate, create a demo API key if there is none, serve on 127.0
 test: $(STAMP) ## Run the whole test suite (SQLite and PostgreSQL)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+LOWEST := .venv-lowest
+
+.PHONY: test-lowest
+test-lowest: ## Run the unit tests on the lowest versions pyproject.toml allows (in .venv-lowest)
+	@test -x $(LOWEST)/bin/python || $(PYTHON) -m venv $(LOWEST)
+	@$(LOWEST)/bin/python -m pip install --quiet --upgrade 'pip>=25.1' $(QUIET_PIP)
+	$(LOWEST)/bin/python .ci/lowest_constraints.py pyproject.toml > $(LOWEST)/constraints.txt
+	$(LOWEST)/bin/python -m pip install --quiet -c $(LOWEST)/constraints.txt -e . --group test $(QUIET_PIP)
+	$(LOWEST)/bin/python .ci/lowest_constraints.py --check pyproject.toml
+	$(LOWEST)/bin/pytest tests/unit -p no:cacheprovider $(PYTEST_ARGS)
+
+.PHONY: screenshot
+screenshot: $(STAMP) ## Retake docs/images/console.png, the README's picture of the console
+	GPUCLOUD_SCREENSHOT=docs/images/console.png GPUCLOUD_TEST_REQUIRE_BROWSER=1 \
+	  $(BIN)/pytest tests/browser/test_screenshot.py -p no:randomly -q
+
 BENCH_ARGS ?=
 
 .PHONY: bench
@@ -48,10 +71,10 @@ lint: $(STAMP) ## ruff and mypy (strict on src/)
 	$(BIN)/mypy
 
 .PHONY: fmt
-fmt: $(STAMP) ## Format and auto-fix with ruff
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+fmt: $(STAMP) ## Auto-fix and format with ruff, the same paths make lint checks
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
 
 .PHONY: clean
 clean: ## Remove the venv, caches and local databases
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis gpucloud.db gpucloud.db-wal gpucloud.db-shm
+	rm -rf $(VENV) $(LOWEST) .pytest_cache .mypy_cache .ruff_cache .hypothesis gpucloud.db gpucloud.db-wal gpucloud.db-shm

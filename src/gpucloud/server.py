@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from gpucloud.app import serving_app
 from gpucloud.config import Settings
 from gpucloud.http.protocol import HeaderTimeoutProtocol
 from gpucloud.ops import logs
@@ -67,12 +66,13 @@ def uvicorn_options(settings: Settings, host: str, port: int, workers: int) -> d
 
 
 def main(
-    argv: list[str] | None = None, *, app_factory: Callable[[Settings], Any] = serving_app
+    argv: list[str] | None = None, *, app_factory: Callable[[Settings], Any] | None = None
 ) -> None:
     """Serve until stopped; arguments as `gpucloud serve` passes them.
 
-    `app_factory` builds the app from the settings (bench/serve.py swaps it to serve its
-    ceiling on exactly these options).
+    `app_factory` builds the app from the settings: gpucloud's by default; bench/serve.py
+    swaps it to serve its ceiling on exactly these options (and then gpucloud's app is
+    never imported, so the ceiling's memory is its own).
     """
     parser = argparse.ArgumentParser(prog="python -m gpucloud.server")
     parser.add_argument("--host", default="127.0.0.1")
@@ -100,11 +100,13 @@ def main(
             with tempfile.TemporaryDirectory(prefix="gpucloud-metrics-") as shared:
                 os.environ["GPUCLOUD_METRICS_DIR"] = shared
                 uvicorn.run(APP_FACTORY, factory=True, **options)
-        elif args.control_token_file:
-            testing = _harness(args.control_token_file)
-            uvicorn.run(serving_app(settings, testing=testing), **options)
-        else:
+        elif app_factory is not None:
             uvicorn.run(app_factory(settings), **options)
+        else:
+            from gpucloud.app import serving_app
+
+            testing = _harness(args.control_token_file) if args.control_token_file else None
+            uvicorn.run(serving_app(settings, testing=testing), **options)
 
 
 def _harness(token_file: Path) -> Harness:

@@ -34,8 +34,8 @@ def _format(value: dt.datetime) -> str:
 
 
 # Stored timestamps are formatted again every time a key is listed, and the same keys
-# are listed over and over (instance boots, dashboards): a small cache turns 2 µs into
-# 0.15 µs per timestamp. Bounded, so its memory is too (about 1 MB).
+# are listed over and over (instance boots, dashboards): a small cache formats each
+# once (D22). Bounded, so its memory is too (about 1 MB).
 _format_stored = lru_cache(maxsize=4096)(_format)
 
 

@@ -90,6 +90,15 @@ def test_list_shows_a_table_for_people_and_the_apis_objects_for_scripts(
     ]
 
 
+def test_a_name_holding_rich_markup_is_listed_exactly_as_typed(run: RunCLI, api: Client) -> None:
+    """If a key's name looks like rich markup, then list prints the name as typed, once."""
+    for name in ("[red]", "[bold]ci[/bold]", "a\\[b]"):
+        add(api, name)
+    table = ok(run("ssh-keys", "list")).stdout
+    cells = [line.split("│")[1].strip() for line in table.splitlines() if "│" in line]
+    assert cells == ["[red]", "[bold]ci[/bold]", "a\\[b]"]
+
+
 def test_an_empty_list_says_how_to_add_a_key(run: RunCLI) -> None:
     """If the owner has no key, then the table says how to add one."""
     assert "gpucloud ssh-keys add" in ok(run("ssh-keys", "list")).stdout
@@ -303,3 +312,20 @@ def test_show_displays_the_last_use_after_a_login_lookup(run: RunCLI, api: Clien
     assert (
         f"last used:   {used:%Y-%m-%d %H:%M}:00 UTC" in ok(run("ssh-keys", "show", "laptop")).stdout
     )
+
+
+def test_expire_sets_and_removes_an_expiry(run: RunCLI, api: Client) -> None:
+    """If expire gets --in 30d, then the key expires in 30 days; --never removes it; neither
+    or both of the options exit 2 and change nothing."""
+    key = add(api, "laptop")
+    before = dt.datetime.now(dt.UTC)
+    result = ok(run("ssh-keys", "expire", "laptop", "--in", "30d"))
+    expires = api.get_ssh_key(key.id).expires_at
+    assert expires is not None
+    assert dt.timedelta(days=30) <= expires - before < dt.timedelta(days=30, minutes=1)
+    assert f"expires {expires:%Y-%m-%d %H:%M:%S} UTC" in result.stdout
+    for wrong in ((), ("--in", "1d", "--never")):
+        assert run("ssh-keys", "expire", "laptop", *wrong).returncode == 2
+    assert api.get_ssh_key(key.id).expires_at == expires
+    cleared = json.loads(ok(run("ssh-keys", "expire", "laptop", "--never", "-o", "json")).stdout)
+    assert cleared["expiresAt"] is None and api.get_ssh_key(key.id).expires_at is None

@@ -73,6 +73,22 @@ async def test_filters_find_one_key_by_name_or_either_fingerprint(api: AsyncClie
     assert await api.list_ssh_keys(name="nobody") == []
 
 
+async def test_find_names_a_key_by_name_id_or_either_fingerprint(api: AsyncClient) -> None:
+    """If find_ssh_key is given a name, an id, a SHA256 or an MD5 in capitals, then it finds that key."""
+    key = await api.create_ssh_key(name="laptop", public_key=ed25519_public_line())
+    other = await api.create_ssh_key(name=key.id, public_key=ed25519_public_line())
+    assert key.fingerprint is not None and key.fingerprint_md5 is not None
+    for ref in ("laptop", key.fingerprint, key.fingerprint_md5.upper()):
+        assert await api.find_ssh_key(ref) == key, ref
+    # A name is what people type: it wins over an id that happens to be spelled the same.
+    assert await api.find_ssh_key(key.id) == other
+    assert await api.find_ssh_key(other.id) == other
+    with pytest.raises(NotFoundError, match='no SSH key named "nobody"'):
+        await api.find_ssh_key("nobody")
+    with pytest.raises(NotFoundError, match="fingerprint SHA256:nope"):
+        await api.find_ssh_key("SHA256:nope")
+
+
 async def test_the_apis_refusals_become_typed_errors(api: AsyncClient) -> None:
     """If the API refuses a duplicate, a bad key or an unknown id, then its exception says so."""
     line = ed25519_public_line()
@@ -130,6 +146,7 @@ def test_the_sync_client_works_against_a_real_server(server: ServerProcess, alic
     with Client(api_key=alice, base_url=server.url) as client:
         key = client.create_ssh_key(name="laptop", public_key=ed25519_public_line())
         assert client.list_ssh_keys() == [key]
+        assert client.find_ssh_key("laptop") == client.find_ssh_key(key.id) == key
         client.rename_ssh_key(key.id, name="desk")
         client.make_default_ssh_key(key.id)
         assert client.get_authorized_keys() == key.public_key + "\n"

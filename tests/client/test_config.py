@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from gpucloud.client import ConfigOrigin, resolve_config, save_api_key
 from gpucloud.client._config import (
     DEFAULT_API_URL,
     CredentialsFileError,
@@ -113,3 +114,30 @@ def test_a_new_file_is_in_a_private_directory_in_the_official_cli_format(tmp_pat
     # The hosted API's CLI reads `[profile]` headers and `key = value` lines.
     lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     assert lines == ["[default]", "sesterce_api_key = gck_secret"]
+
+
+def test_the_public_resolution_says_where_each_value_came_from(
+    clean_env: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If resolve_config is asked, then each value comes with its origin, as a Client would use it."""
+    monkeypatch.setenv("HOME", str(home))
+    found = resolve_config()
+    assert (found.api_key, found.api_key_origin) == (FILE_KEY, ConfigOrigin.CREDENTIALS_FILE)
+    assert (found.api_url, found.api_url_origin) == (DEFAULT_API_URL, ConfigOrigin.DEFAULT)
+    given = resolve_config(api_key=FLAG_KEY, environ={"GPUCLOUD_API_URL": "http://api"}, home=home)
+    assert (given.api_key_origin, given.api_url_origin) == (
+        ConfigOrigin.ARGUMENT,
+        ConfigOrigin.ENVIRONMENT,
+    )
+    assert given.api_url_source == "GPUCLOUD_API_URL"
+    nothing = resolve_config(environ={}, home=home / "elsewhere")
+    assert (nothing.api_key, nothing.api_key_origin) == (None, ConfigOrigin.NOWHERE)
+
+
+def test_save_api_key_writes_the_profile_that_resolution_then_reads(home: Path) -> None:
+    """If a key is saved under a profile, then resolving that profile finds it in the file."""
+    path = save_api_key("gck_saved", profile="ci", home=home)
+    assert path == home / ".sesterce" / "credentials"
+    found = resolve_config(profile="ci", environ={}, home=home)
+    assert (found.api_key, found.api_key_origin) == ("gck_saved", ConfigOrigin.CREDENTIALS_FILE)
+    assert read_api_key(path, "default") == FILE_KEY

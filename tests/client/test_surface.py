@@ -17,6 +17,8 @@ from gpucloud.client._client import ENDPOINTS
 from gpucloud.config import Settings
 
 LIFECYCLE = {"close", "aclose", "base_url"}
+# Methods made of other methods' calls, with no route of their own.
+COMPOSED = {"find_ssh_key"}
 SERVER_SIDE = (
     "fastapi",
     "starlette",
@@ -49,16 +51,21 @@ def test_the_public_surface_is_locked() -> None:
             "AsyncClient",
             "AuthenticationError",
             "Client",
+            "ConfigOrigin",
             "ConflictError",
+            "CredentialsFileError",
             "GpuCloudError",
             "InvalidRequestError",
             "NotFoundError",
             "RateLimitedError",
+            "ResolvedConfig",
             "SSHCertificate",
             "SSHKey",
             "ServerError",
             "TransportError",
             "UnexpectedResponseError",
+            "resolve_config",
+            "save_api_key",
         ]
     )
     for name in gpucloud.client.__all__:
@@ -85,7 +92,7 @@ async def test_every_client_method_is_a_route_of_the_served_openapi_document(
         document = (await http.get("/openapi.json")).json()
     await app.state.services.database.dispose()
 
-    assert _api_methods(Client) == set(ENDPOINTS)
+    assert _api_methods(Client) - COMPOSED == set(ENDPOINTS)
     served = {
         operation["operationId"]: (method.upper(), path)
         for path, item in document["paths"].items()

@@ -190,3 +190,19 @@ async def test_concurrent_repeats_create_one_key_and_all_get_its_answer(
     assert [r.status_code for r in responses] == [201] * 8, [r.text for r in responses]
     assert len({r.content for r in responses}) == 1
     assert len(await list_keys(client, alice)) == 1
+
+
+async def test_the_same_key_with_another_expiry_is_a_409(
+    client: httpx.AsyncClient, alice: str
+) -> None:
+    """If an Idempotency-Key is reused for the same key and name with another expiresAt,
+    then it is a 409 (the expiry is part of the request), and the first answer replays."""
+    body = new_body("laptop")
+    soon = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).isoformat()
+    first = await post(client, alice, {**body, "expiresAt": soon}, "retry-expiry")
+    assert first.status_code == 201, first.text
+    reused = await post(client, alice, {**body, "expiresAt": later}, "retry-expiry")
+    assert HEADER in assert_error(reused, 409)["message"]
+    again = await post(client, alice, {**body, "expiresAt": soon}, "retry-expiry")
+    assert again.content == first.content

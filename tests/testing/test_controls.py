@@ -160,9 +160,10 @@ async def test_an_api_key_that_cannot_be_made_is_a_400(
 
 
 async def test_the_scopes_asked_for_are_echoed_once_each(controls: httpx.AsyncClient) -> None:
-    """If a key is asked with a scope twice, then its answer names each scope once."""
+    """If a key is asked with a scope twice, then its answer names each scope once, as the
+    key stores them (in the order `gpucloud api-keys list` shows: ssh-keys first)."""
     issued = await _new_key(controls, scopes=["authorized-keys", "ssh-keys", "authorized-keys"])
-    assert issued["scopes"] == ["authorized-keys", "ssh-keys"]
+    assert issued["scopes"] == ["ssh-keys", "authorized-keys"]
 
 
 async def test_a_fault_answers_in_the_error_shape_before_the_api_key_is_checked(

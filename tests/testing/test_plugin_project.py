@@ -104,8 +104,9 @@ def test_the_project_passes_with_nothing_but_the_installed_plugin(project: Path)
     assert len(run.server_logs()) == 1
     _assert_servers_stopped_cleanly(run)
     overhead = next(fact for fact in run.facts if fact["kind"] == "overhead")
-    print(f"plugin overhead: {overhead}")  # shown with -s; docs/testing.md quotes it
-    assert overhead["reset_median_ms"] < 25
+    # Reported, not judged (a timed assertion would only measure the machine's load):
+    # shown with -s, and docs/testing.md quotes it.
+    print(f"plugin overhead: {overhead}")
 
 
 def test_under_xdist_each_worker_has_a_server_of_its_own(project: Path) -> None:

@@ -112,6 +112,7 @@ def test_around_wraps_every_endpoint_and_none_without_it() -> None:
     operations = [_operation(open_handler, op_id="a")]
     (wrapped,) = starlette_routes(operations, around=around)
     assert seen == ["a"]
-    assert wrapped.endpoint.__name__ == "wrapped"
+    # Each route's ASGI app serves one endpoint (gpucloud.http.routing._Served).
+    assert wrapped.endpoint.endpoint.__name__ == "wrapped"
     (plain,) = starlette_routes(operations)
-    assert plain.endpoint is open_handler
+    assert plain.endpoint.endpoint is open_handler

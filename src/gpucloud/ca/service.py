@@ -5,8 +5,8 @@ at the key files (one `stat` each) and reads them again only if one changed:
 another inode, size, modification or change time, or mode. So a `gpucloud ca rotate`
 or `ca retire` on this machine, or new files copied onto a replica, takes effect at
 the next request of every process, with no restart and no signal; and a key file made
-readable by others stops being used at once. The `stat` calls cost about 10 µs, a few
-per cent of one signature (docs/decisions.md, "The CA key files").
+readable by others stops being used at once. The `stat` calls cost a small fraction of
+one signature (docs/decisions.md, D26).
 
 A file that cannot be used is reported once per change, not re-read at every request:
 the failure is kept until the files change again.

@@ -1,4 +1,5 @@
-"""`gpucloud ssh-keys …`: list, show, add, rename, make-default, delete, import, export.
+"""`gpucloud ssh-keys …`: list, show, add, rename, expire, make-default, delete, import,
+export.
 
 A thin shell over `gpucloud.client`: each command finds the key the user named (by
 name, id or fingerprint), makes one or two client calls, and prints the result, as a
@@ -116,7 +117,7 @@ def list_(
         ("name", "fingerprint", "type", "default", "created (UTC)", "expires", "last used"),
         (
             (
-                escape(key.name),
+                key.name,  # print_table escapes every cell, once
                 key.fingerprint or "-",
                 key.key_type,
                 "*" if key.is_default else "",
@@ -206,16 +207,9 @@ def add(
 
     Example: gpucloud ssh-keys add ~/.ssh/id_ed25519.pub --name laptop --expires-in 90d
     """
-    from gpucloud.durations import parse_duration
     from gpucloud.pubkey import PublicKeyError, parse_public_key
 
-    expires_at = None
-    if expires_in is not None:
-        try:
-            lifetime = parse_duration(expires_in)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--expires-in") from None
-        expires_at = dt.datetime.now(dt.UTC) + lifetime
+    expires_at = None if expires_in is None else _expiry_from_now(expires_in, "--expires-in")
     path = file if file is not None else _default_key_file()
     text = _read_key_file(path)
     _refuse_private_key(path, text)
@@ -256,6 +250,44 @@ def rename(
         output.print_json(renamed.to_wire())
         return
     typer.echo(f'Renamed SSH key "{found.name}" to "{renamed.name}".')
+
+
+@app.command("expire")
+def expire(
+    key: KeyArgument,
+    expires_in: Annotated[
+        str | None,
+        typer.Option(
+            "--in",
+            help="Stop the key opening logins after this long from now, e.g. 90d, 12h, 30m.",
+            show_default=False,
+        ),
+    ] = None,
+    never: Annotated[bool, typer.Option("--never", help="Remove the key's expiry.")] = False,
+    output_format: OutputOption = OutputFormat.table,
+    api_key: ApiKeyOption = None,
+    api_url: ApiUrlOption = None,
+    profile: ProfileOption = None,
+) -> None:
+    """Give an SSH key an expiry (--in 30d), or remove it (--never).
+
+    An expired key stays listed, and no longer opens logins.
+
+    Example: gpucloud ssh-keys expire laptop --in 30d
+    """
+    if (expires_in is None) == (not never):
+        raise typer.BadParameter("give either --in DURATION (e.g. --in 30d) or --never")
+    expires_at = None if never else _expiry_from_now(expires_in or "", "--in")
+    with session(Connection(api_key, api_url, profile)) as client:
+        found = find_key(client, key)
+        changed = client.rename_ssh_key(found.id, expires_at=expires_at)
+    if output_format is OutputFormat.json:
+        output.print_json(changed.to_wire())
+        return
+    if changed.expires_at is None:
+        typer.echo(f'SSH key "{changed.name}" no longer expires.')
+    else:
+        typer.echo(f'SSH key "{changed.name}" expires {_long(changed.expires_at)}.')
 
 
 @app.command("make-default")
@@ -433,33 +465,16 @@ def export(
 
 
 def find_key(client: Client, ref: str) -> SSHKey:
-    """The caller's key named by `ref`: a fingerprint, else a name, else an id.
+    """The caller's key named by `ref` (fingerprint, name or id), as the client finds it.
 
-    Names are tried before ids: a name is what users type, and an id is only tried
-    (one more request) when no key has that name.
-
-    Raises the client's NotFoundError when there is none. Filtered on this side too, so
-    that a deployment that ignores the `name`/`fingerprint` filters still gives the
-    right key.
+    Raises the client's NotFoundError, saying where to see the keys that do exist.
     """
     from gpucloud.client import NotFoundError
 
-    if ref.startswith(("SHA256:", "MD5:")):
-        wanted = ref if ref.startswith("SHA256:") else ref.lower()
-        for key in client.list_ssh_keys(fingerprint=ref):
-            if wanted in (key.fingerprint, (key.fingerprint_md5 or "").lower()):
-                return key
-        raise NotFoundError(f"You have no SSH key with the fingerprint {ref}")
-    for key in client.list_ssh_keys(name=ref):
-        if key.name == ref:
-            return key
     try:
-        return client.get_ssh_key(ref)
-    except NotFoundError:
-        pass
-    raise NotFoundError(
-        f'You have no SSH key named "{ref}"; `gpucloud ssh-keys list` shows your keys'
-    )
+        return client.find_ssh_key(ref)
+    except NotFoundError as exc:
+        raise NotFoundError(f"{exc.message}; `gpucloud ssh-keys list` shows your keys") from None
 
 
 def _default_key_file() -> Path:
@@ -583,6 +598,17 @@ def _short(value: dt.datetime) -> str:
 
 def _long(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _expiry_from_now(text: str, option: str) -> dt.datetime:
+    """Now plus the duration `text`; a bad one is a usage error (exit 2) of `option`."""
+    from gpucloud.durations import parse_duration
+
+    try:
+        lifetime = parse_duration(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
+    return dt.datetime.now(dt.UTC) + lifetime
 
 
 def _expiry(value: dt.datetime | None, now: dt.datetime) -> str:

@@ -1,8 +1,8 @@
 """The user's side of the CLI: where the API key and URL come from, and `gpucloud login`.
 
-A thin shell over `gpucloud.client`: the precedence of flags, environment and the
-credentials file is `gpucloud.client._config`'s; the errors are the client's, printed
-as one line. The client (and httpx) is imported only when a command runs, so that
+A thin shell over `gpucloud.client`, its public names only: the precedence of flags,
+environment and the credentials file is `resolve_config`'s; the errors are the client's,
+printed as one line. The client (and httpx) is imported only when a command runs, so that
 `--help` and shell completion start fast.
 """
 
@@ -21,8 +21,7 @@ import typer
 from gpucloud.cli import output
 
 if TYPE_CHECKING:
-    from gpucloud.client import Client, GpuCloudError
-    from gpucloud.client._config import ResolvedConfig
+    from gpucloud.client import Client, GpuCloudError, ResolvedConfig
 
 CONNECTION = "Connection"
 
@@ -66,15 +65,11 @@ class Connection:
 
     def resolve(self) -> ResolvedConfig:
         """The API key and URL by the client's precedence; exits 1 on a broken file."""
-        from gpucloud.client._config import CredentialsFileError, resolve
+        from gpucloud.client import CredentialsFileError, resolve_config
 
         try:
-            return resolve(
-                api_key=self.api_key,
-                api_url=self.api_url,
-                profile=self.profile,
-                environ=os.environ,
-                home=Path.home(),
+            return resolve_config(
+                api_key=self.api_key, api_url=self.api_url, profile=self.profile, home=Path.home()
             )
         except CredentialsFileError as exc:
             fail(str(exc))
@@ -135,9 +130,11 @@ def tilde(path: Path) -> str:
 
 def _source(config: ResolvedConfig) -> str:
     """Where the API key came from, in the CLI's words."""
-    if config.api_key_source == "the api_key argument":
+    from gpucloud.client import ConfigOrigin
+
+    if config.api_key_origin is ConfigOrigin.ARGUMENT:
         return "--api-key"
-    if config.api_key_source.startswith("profile "):
+    if config.api_key_origin is ConfigOrigin.CREDENTIALS_FILE:
         return f"profile {config.profile!r} of {tilde(config.credentials_path)}"
     return config.api_key_source
 
@@ -172,7 +169,7 @@ def login(
 
     Example: gpucloud login --profile default
     """
-    from gpucloud.client._config import CredentialsFileError, write_api_key
+    from gpucloud.client import CredentialsFileError, save_api_key
 
     secret = (api_key or _ask_for_api_key()).strip()
     if not secret:
@@ -180,7 +177,7 @@ def login(
     config = Connection(api_key=secret, api_url=api_url, profile=profile).resolve()
     count = _count_keys(secret, config.api_url) if verify else None
     try:
-        write_api_key(config.credentials_path, config.profile, secret)
+        save_api_key(secret, profile=config.profile, home=Path.home())
     except (CredentialsFileError, OSError) as exc:
         fail(f"Could not write {config.credentials_path}: {exc}")
     checked = ""

@@ -8,12 +8,23 @@
         for key in client.list_ssh_keys():
             print(key.name, key.fingerprint, key.is_default)
 
-`AsyncClient` has the same methods, awaited. Every error is a `GpuCloudError`; see
-`gpucloud.client._exceptions` for the tree. This package imports nothing of the server.
+`AsyncClient` has the same methods, awaited; `client.find_ssh_key(ref)` finds a key by
+name, id or fingerprint. `resolve_config()` says which API key and URL a client would use
+and where each came from (argument, environment, `~/.sesterce/credentials`), and
+`save_api_key()` stores a key there, as `gpucloud login` does. Every error is a
+`GpuCloudError`; see `gpucloud.client._exceptions` for the tree. This package imports
+nothing of the server.
 """
 
 from gpucloud.client._client import DEFAULT_TIMEOUT, AsyncClient, Client
-from gpucloud.client._config import DEFAULT_API_URL
+from gpucloud.client._config import (
+    DEFAULT_API_URL,
+    ConfigOrigin,
+    CredentialsFileError,
+    ResolvedConfig,
+    resolve_config,
+    save_api_key,
+)
 from gpucloud.client._exceptions import (
     AuthenticationError,
     ConflictError,
@@ -33,14 +44,19 @@ __all__ = [
     "AsyncClient",
     "AuthenticationError",
     "Client",
+    "ConfigOrigin",
     "ConflictError",
+    "CredentialsFileError",
     "GpuCloudError",
     "InvalidRequestError",
     "NotFoundError",
     "RateLimitedError",
+    "ResolvedConfig",
     "SSHCertificate",
     "SSHKey",
     "ServerError",
     "TransportError",
     "UnexpectedResponseError",
+    "resolve_config",
+    "save_api_key",
 ]

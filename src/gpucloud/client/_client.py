@@ -4,20 +4,19 @@ Each API call is written once, as a `_Call` built by one of the `_…_ssh_key` f
 its endpoint, its URL, query, body and headers, and how to decode its success. The shared
 `_Core` owns the configuration, the retry decision and the translation of answers and
 httpx's exceptions into this package's errors. The two clients only add the I/O: send,
-sleep, repeat. `ENDPOINTS` names the route behind every public method; a test checks
-each against the server's OpenAPI document, so the client has no method the server lacks.
+sleep, repeat. `ENDPOINTS` names the route behind every public method but `find_ssh_key`
+(which is made of the others); a test checks each against the server's OpenAPI document,
+so the client has no method the server lacks.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import platform
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 from urllib.parse import quote
@@ -26,11 +25,12 @@ import anyio
 import httpx
 
 from gpucloud import __version__
-from gpucloud.client._config import resolve
+from gpucloud.client._config import resolve_config
 from gpucloud.client._exceptions import (
     AuthenticationError,
     GpuCloudError,
     InvalidRequestError,
+    NotFoundError,
     TransportError,
     UnexpectedResponseError,
     error_from_response,
@@ -42,6 +42,7 @@ from gpucloud.client._retry import DEFAULT_MAX_RETRIES, RetryPolicy
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 10.0
+IDEMPOTENCY_KEY = "Idempotency-Key"
 PREFIX = "/gpu-cloud/ssh-keys"
 USER_AGENT = (
     f"gpucloud-python/{__version__} (python {platform.python_version()}; httpx {httpx.__version__})"
@@ -56,19 +57,23 @@ NO_API_KEY = (
 class Endpoint:
     """One route of the API: method, OpenAPI path template and operationId.
 
-    `retryable`: safe to send again after a 429/502/503/504 (idempotent, or create
-    with its Idempotency-Key).
+    `idempotent`: sending it twice leaves what sending it once does. True of GET and
+    DELETE, and of this API's two PATCHes (makedefault again changes nothing, nor does a
+    rename to the name the key already has); not of POST, whose calls are safe to
+    repeat only with an Idempotency-Key (see `_Call.safe_to_repeat`).
     """
 
     method: str
     path: str
     operation_id: str
-    retryable: bool = True
+    idempotent: bool = True
 
 
 # The route behind each public method of Client and AsyncClient.
 ENDPOINTS: Mapping[str, Endpoint] = {
-    "create_ssh_key": Endpoint("POST", PREFIX, "GPUCloudSSHKeysController_create"),
+    "create_ssh_key": Endpoint(
+        "POST", PREFIX, "GPUCloudSSHKeysController_create", idempotent=False
+    ),
     "list_ssh_keys": Endpoint("GET", PREFIX, "GPUCloudSSHKeysController_getUserSSHKeys"),
     "get_ssh_key": Endpoint("GET", PREFIX + "/{id}", "GPUCloudSSHKeysController_getOne"),
     "rename_ssh_key": Endpoint("PATCH", PREFIX + "/{id}", "GPUCloudSSHKeysController_rename"),
@@ -98,6 +103,11 @@ class _Call(Generic[T]):
     json: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def safe_to_repeat(self) -> bool:
+        """Whether a retry may resend it: idempotent, or carrying an Idempotency-Key."""
+        return self.endpoint.idempotent or IDEMPOTENCY_KEY in self.headers
+
 
 # The call builders: one per endpoint, shared by Client and AsyncClient.
 
@@ -126,7 +136,7 @@ def _create_ssh_key(
         json=body,
         # One key per call, the same on each of its retries: the server answers a
         # repeat with the first answer, so a retried create never makes two keys.
-        headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())},
+        headers={IDEMPOTENCY_KEY: idempotency_key or str(uuid.uuid4())},
     )
 
 
@@ -178,6 +188,34 @@ def _get_authorized_keys(fingerprint: str | None) -> _Call[str]:
     params = None if fingerprint is None else {"fingerprint": fingerprint}
     url = PREFIX + "/authorized_keys"
     return _Call(ENDPOINTS["get_authorized_keys"], url, _decode_text, params=params)
+
+
+# find_ssh_key: the choices between its calls, shared by Client and AsyncClient.
+
+
+def _is_fingerprint(ref: str) -> bool:
+    return ref.startswith(("SHA256:", "MD5:"))
+
+
+def _by_fingerprint(ref: str, keys: list[SSHKey]) -> SSHKey:
+    """The key of `keys` with fingerprint `ref` (MD5 in any case); raises NotFoundError.
+
+    Filtered on this side too, so that a server that ignores the filter still gives the
+    right key.
+    """
+    wanted = ref if ref.startswith("SHA256:") else ref.lower()
+    for key in keys:
+        if wanted in (key.fingerprint, (key.fingerprint_md5 or "").lower()):
+            return key
+    raise NotFoundError(f"You have no SSH key with the fingerprint {ref}")
+
+
+def _by_name(ref: str, keys: list[SSHKey]) -> SSHKey | None:
+    return next((key for key in keys if key.name == ref), None)
+
+
+def _no_key_named(ref: str) -> NotFoundError:
+    return NotFoundError(f'You have no SSH key named "{ref}"')
 
 
 def _certify_ssh_key(key_id: str, valid_for: str | None) -> _Call[SSHCertificate]:
@@ -252,6 +290,17 @@ def _decode_text(response: httpx.Response) -> str:
     return response.text
 
 
+# No answer, and trying again may get one: refused or reset connections, a connect that
+# timed out, a kept-alive connection the server closed as the request went out.
+RETRY_ERRORS = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,
+)
+
+
 class _Core:
     """What Client and AsyncClient share: configuration, retry decisions, error mapping."""
 
@@ -264,13 +313,7 @@ class _Core:
         timeout: float,
         max_retries: int,
     ) -> None:
-        config = resolve(
-            api_key=api_key,
-            api_url=base_url,
-            profile=profile,
-            environ=os.environ,
-            home=Path(os.path.expanduser("~")),
-        )
+        config = resolve_config(api_key=api_key, api_url=base_url, profile=profile)
         if config.api_key is None:
             raise AuthenticationError(NO_API_KEY)
         if timeout <= 0:
@@ -299,8 +342,21 @@ class _Core:
             attempt=attempt,
             status=response.status_code,
             retry_after=response.headers.get("retry-after"),
-            retryable=call.endpoint.retryable,
+            retryable=call.safe_to_repeat,
         )
+
+    def retry_delay_after(
+        self, call: _Call[Any], exc: httpx.HTTPError, attempt: int
+    ) -> float | None:
+        """Seconds to wait before sending `call` again after `exc`, or None to raise it.
+
+        Only failures to reach the server or to get its answer on a connection are
+        retried (RETRY_ERRORS), and only for calls safe to repeat; a read or write timeout
+        is not (the server may still be working, and the caller chose the timeout).
+        """
+        if not isinstance(exc, RETRY_ERRORS):
+            return None
+        return self.policy.delay_after_error(attempt=attempt, retryable=call.safe_to_repeat)
 
     def outcome(self, call: _Call[T], response: httpx.Response) -> T:
         """The decoded success, or the typed error of the answer."""
@@ -337,13 +393,15 @@ def _checked_base_url(url: str) -> str:
 class Client:
     """A synchronous client of the SSH-keys API.
 
-    Arguments left out are resolved as `gpucloud.client._config` describes: the API key
-    from `GPUCLOUD_API_KEY` or the `profile` of `~/.sesterce/credentials`, the URL from
-    `GPUCLOUD_API_URL` or `SESTERCE_CLOUD_API_URL`, else `http://127.0.0.1:8000`.
+    Arguments left out are resolved as `resolve_config` does (and says where from): the
+    API key from `GPUCLOUD_API_KEY` or the `profile` of `~/.sesterce/credentials`, the URL
+    from `GPUCLOUD_API_URL` or `SESTERCE_CLOUD_API_URL`, else `http://127.0.0.1:8000`.
     Raises AuthenticationError when no API key is found, ValueError for a bad argument.
 
-    `timeout` (seconds) bounds each attempt; calls are retried `max_retries` times on
-    429/502/503/504 (see `_retry`). `transport` replaces the network, for tests.
+    `timeout` (seconds) bounds each attempt. A call safe to repeat (all but a create
+    without its Idempotency-Key, which create always sends) is retried `max_retries`
+    times on 429/502/503/504 and when the connection fails (see `_retry`). `transport`
+    replaces the network, for tests.
     Use it as a context manager, or call `close()`.
     """
 
@@ -425,6 +483,22 @@ class Client:
         a lookup for a login, which records the key's last use."""
         return self._send(_get_authorized_keys(fingerprint))
 
+    def find_ssh_key(self, ref: str) -> SSHKey:
+        """The key that `ref` names: a fingerprint (`SHA256:…`, `MD5:…`), else a name, else an id.
+
+        Names are tried before ids: a name is what people type, and the id is asked for
+        (one more request) only when no key has that name. Raises NotFoundError.
+        """
+        if _is_fingerprint(ref):
+            return _by_fingerprint(ref, self.list_ssh_keys(fingerprint=ref))
+        named = _by_name(ref, self.list_ssh_keys(name=ref))
+        if named is not None:
+            return named
+        try:
+            return self.get_ssh_key(ref)
+        except NotFoundError:
+            raise _no_key_named(ref) from None
+
     def certify_ssh_key(self, key_id: str, *, valid_for: str | None = None) -> SSHCertificate:
         """A short-lived SSH user certificate of the key, signed by the server's CA.
 
@@ -459,13 +533,16 @@ class Client:
             try:
                 response = self._http.send(request)
             except httpx.HTTPError as exc:
-                raise self._core.translate(exc) from exc
-            try:
-                delay = self._core.retry_delay(call, response, attempt)
+                delay = self._core.retry_delay_after(call, exc, attempt)
                 if delay is None:
-                    return self._core.outcome(call, response)
-            finally:
-                response.close()
+                    raise self._core.translate(exc) from exc
+            else:
+                try:
+                    delay = self._core.retry_delay(call, response, attempt)
+                    if delay is None:
+                        return self._core.outcome(call, response)
+                finally:
+                    response.close()
             time.sleep(delay)
             attempt += 1
 
@@ -544,6 +621,18 @@ class AsyncClient:
         """The keys as an `authorized_keys` file; as `Client.get_authorized_keys`."""
         return await self._send(_get_authorized_keys(fingerprint))
 
+    async def find_ssh_key(self, ref: str) -> SSHKey:
+        """The key that `ref` names; as `Client.find_ssh_key`."""
+        if _is_fingerprint(ref):
+            return _by_fingerprint(ref, await self.list_ssh_keys(fingerprint=ref))
+        named = _by_name(ref, await self.list_ssh_keys(name=ref))
+        if named is not None:
+            return named
+        try:
+            return await self.get_ssh_key(ref)
+        except NotFoundError:
+            raise _no_key_named(ref) from None
+
     async def certify_ssh_key(self, key_id: str, *, valid_for: str | None = None) -> SSHCertificate:
         """A short-lived SSH user certificate of the key; as `Client.certify_ssh_key`."""
         return await self._send(_certify_ssh_key(key_id, valid_for))
@@ -572,12 +661,15 @@ class AsyncClient:
             try:
                 response = await self._http.send(request)
             except httpx.HTTPError as exc:
-                raise self._core.translate(exc) from exc
-            try:
-                delay = self._core.retry_delay(call, response, attempt)
+                delay = self._core.retry_delay_after(call, exc, attempt)
                 if delay is None:
-                    return self._core.outcome(call, response)
-            finally:
-                await response.aclose()
+                    raise self._core.translate(exc) from exc
+            else:
+                try:
+                    delay = self._core.retry_delay(call, response, attempt)
+                    if delay is None:
+                        return self._core.outcome(call, response)
+                finally:
+                    await response.aclose()
             await anyio.sleep(delay)
             attempt += 1

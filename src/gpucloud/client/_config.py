@@ -10,13 +10,17 @@ In order, the first that is set wins:
 | 4. default | none: an error | `http://127.0.0.1:8000` |
 
 So users of the hosted API's official CLI need no new set-up. Nothing here reads the
-environment or a file unless called, and every function takes them as arguments.
+environment or a file unless called. `resolve_config` (public) reads the process's
+environment and home directory unless given others; `resolve` takes them as arguments.
+`ResolvedConfig` says where each value came from, as a `ConfigOrigin` (for programs) and
+as a label in words (for messages).
 """
 
 from __future__ import annotations
 
 import configparser
 import contextlib
+import enum
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,9 +40,24 @@ class CredentialsFileError(ValueError):
     """The credentials file exists but cannot be read as an INI file."""
 
 
+class ConfigOrigin(enum.StrEnum):
+    """Where a resolved value came from: the rows of this module's table."""
+
+    ARGUMENT = "argument"  # api_key= / base_url= (a CLI's --api-key / --api-url)
+    ENVIRONMENT = "environment"  # GPUCLOUD_API_KEY, GPUCLOUD_API_URL, SESTERCE_CLOUD_API_URL
+    CREDENTIALS_FILE = "credentials file"  # the profile's sesterce_api_key
+    DEFAULT = "default"  # the default API URL
+    NOWHERE = "nowhere"  # no API key anywhere
+
+
 @dataclass(frozen=True, slots=True)
 class ResolvedConfig:
-    """The API key and URL to use, and where each came from (for messages)."""
+    """The API key and URL to use, and where each came from.
+
+    `api_key_origin`/`api_url_origin` are for programs to branch on; `api_key_source`/
+    `api_url_source` say the same in words, for messages ("GPUCLOUD_API_KEY", "profile
+    'default' of /home/ada/.sesterce/credentials").
+    """
 
     api_key: str | None
     api_url: str
@@ -46,11 +65,35 @@ class ResolvedConfig:
     api_key_source: str
     api_url_source: str
     credentials_path: Path
+    api_key_origin: ConfigOrigin
+    api_url_origin: ConfigOrigin
 
 
 def credentials_path(home: Path) -> Path:
     """`~/.sesterce/credentials` under `home`."""
     return home / CREDENTIALS_FILE
+
+
+def resolve_config(
+    *,
+    api_key: str | None = None,
+    api_url: str | None = None,
+    profile: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    home: Path | None = None,
+) -> ResolvedConfig:
+    """The API key and URL a `Client` made with these arguments would use, and their origins.
+
+    `environ` defaults to the process's environment, `home` to the user's home directory.
+    Raises CredentialsFileError when the credentials file is needed and is not an INI file.
+    """
+    return resolve(
+        api_key=api_key,
+        api_url=api_url,
+        profile=profile,
+        environ=os.environ if environ is None else environ,
+        home=Path(os.path.expanduser("~")) if home is None else home,
+    )
 
 
 def resolve(
@@ -69,20 +112,24 @@ def resolve(
     profile = _set(profile) or _set(environ.get(PROFILE_ENV)) or DEFAULT_PROFILE
     path = credentials_path(home)
 
-    key, key_source = _set(api_key), "the api_key argument"
+    key, key_source, key_origin = _set(api_key), "the api_key argument", ConfigOrigin.ARGUMENT
     if key is None:
         key, key_source = _set(environ.get(API_KEY_ENV)), API_KEY_ENV
+        key_origin = ConfigOrigin.ENVIRONMENT
     if key is None:
         key = read_api_key(path, profile)
-        key_source = f"profile {profile!r} of {path}" if key else "nowhere"
+        if key:
+            key_source, key_origin = f"profile {profile!r} of {path}", ConfigOrigin.CREDENTIALS_FILE
+        else:
+            key_source, key_origin = "nowhere", ConfigOrigin.NOWHERE
 
-    url, url_source = _set(api_url), "the base_url argument"
+    url, url_source, url_origin = _set(api_url), "the base_url argument", ConfigOrigin.ARGUMENT
+    for variable in (API_URL_ENV, SESTERCE_API_URL_ENV):
+        if url is None:
+            url, url_source = _set(environ.get(variable)), variable
+            url_origin = ConfigOrigin.ENVIRONMENT
     if url is None:
-        url, url_source = _set(environ.get(API_URL_ENV)), API_URL_ENV
-    if url is None:
-        url, url_source = _set(environ.get(SESTERCE_API_URL_ENV)), SESTERCE_API_URL_ENV
-    if url is None:
-        url, url_source = DEFAULT_API_URL, "the default"
+        url, url_source, url_origin = DEFAULT_API_URL, "the default", ConfigOrigin.DEFAULT
 
     return ResolvedConfig(
         api_key=key,
@@ -91,6 +138,8 @@ def resolve(
         api_key_source=key_source,
         api_url_source=url_source,
         credentials_path=path,
+        api_key_origin=key_origin,
+        api_url_origin=url_origin,
     )
 
 
@@ -113,6 +162,17 @@ def read_api_key(path: Path, profile: str) -> str | None:
     if not parser.has_section(profile):
         return None
     return _set(parser.get(profile, CREDENTIALS_FIELD, fallback=None))
+
+
+def save_api_key(api_key: str, *, profile: str | None = None, home: Path | None = None) -> Path:
+    """Store `api_key` in the credentials file, as `gpucloud login` does; returns the file.
+
+    `profile` defaults to `default`, `home` to the user's home directory; the file is
+    written as `write_api_key` says. Raises CredentialsFileError, or OSError.
+    """
+    path = credentials_path(Path(os.path.expanduser("~")) if home is None else home)
+    write_api_key(path, _set(profile) or DEFAULT_PROFILE, api_key)
+    return path
 
 
 def write_api_key(path: Path, profile: str, api_key: str) -> None:

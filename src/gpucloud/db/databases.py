@@ -470,25 +470,18 @@ class PostgresDatabase(Database):
         async with self._connection() as connection:
             return await PostgresUnit(connection, self.dialect).fetch(statement, values)
 
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[Unit]:
-        async with self._connection() as connection:
-            with _postgres_errors():
-                transaction = connection.transaction(isolation="repeatable_read", readonly=True)
-                await transaction.start()
-            try:
-                yield PostgresUnit(connection, self.dialect)
-            except BaseException:
-                await _abandon(transaction)
-                raise
-            with _postgres_errors():
-                await transaction.commit()
+    def read(self) -> AbstractAsyncContextManager[Unit]:
+        return self._transaction(isolation="repeatable_read", readonly=True)
+
+    def write(self) -> AbstractAsyncContextManager[Unit]:
+        return self._transaction()
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[Unit]:
+    async def _transaction(self, **options: Any) -> AsyncIterator[Unit]:
+        """A unit in one transaction of asyncpg's `options`, committed if it ends cleanly."""
         async with self._connection() as connection:
             with _postgres_errors():
-                transaction = connection.transaction()
+                transaction = connection.transaction(**options)
                 await transaction.start()
             try:
                 yield PostgresUnit(connection, self.dialect)

@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from gpucloud.api_keys.service import SCOPES
 from gpucloud.audit.service import Actor
@@ -178,13 +179,31 @@ def starlette_routes(operations: Iterable[Operation], around: Around | None = No
         routes.append(
             Route(
                 operation.path,
-                endpoint,
+                _Served(endpoint),
                 methods=[operation.method],
                 name=operation.operation_id,
                 include_in_schema=operation.in_schema,
             )
         )
     return routes
+
+
+class _Served:
+    """An endpoint as the ASGI app of its route.
+
+    Starlette wraps a plain function endpoint in a second exception-handling layer of its
+    own, per route; an ASGI app it calls as it is, and what the endpoint raises goes to
+    the one handler of the app (gpucloud.http.errors), as every other exception does.
+    """
+
+    __slots__ = ("endpoint",)
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.endpoint(Request(scope, receive, send))
+        await response(scope, receive, send)
 
 
 def _check_signature(operation: Operation) -> None:

@@ -17,8 +17,8 @@ We follow the authors' detector (github.com/crocs-muni/roca, roca/detect.py) in 
    agree, that is one exponent x must give N ≡ 65537^x modulo every p. A random
    modulus passes both with probability about 2^-155.
 
-Both steps together cost a few microseconds for an ordinary key, which fails step 1 at
-one of the first few primes.
+Both steps together are cheap for an ordinary key, which fails step 1 at one of the
+first few primes.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from gpucloud.api_keys.service import AUTHORIZED_KEYS, SSH_KEYS
 from gpucloud.audit.service import Actor
 from gpucloud.db import utcnow
+from gpucloud.errors import FieldProblem, InvalidInputError
 from gpucloud.http.body import read_model
 from gpucloud.http.cache import Entry, answer, make_entry
 from gpucloud.http.context import Services, services
@@ -116,7 +117,7 @@ async def _owner_body(context: Services, actor: Actor, kind: str) -> Entry:
 @routes.post(
     "",
     operation_id="GPUCloudSSHKeysController_create",
-    summary="Create a SSH Key",
+    summary="Register an SSH key",
     scope=SSH_KEYS,
     success=Success(201, "Return the created ssh key", SSHKeyDto),
     body=CreateSSHKeyDto,
@@ -150,7 +151,7 @@ async def create_ssh_key(request: Request, actor: Actor) -> Response:
 @routes.get(
     "",
     operation_id="GPUCloudSSHKeysController_getUserSSHKeys",
-    summary="Retrieve the list of SSH Keys created",
+    summary="List your SSH keys",
     scope=SSH_KEYS,
     success=Success(200, "Returns the list of user ssh keys", (SSHKeyDto,), also=_NOT_MODIFIED),
     parameters=(*_FILTER_PARAMETERS, _IF_NONE_MATCH),
@@ -209,7 +210,7 @@ async def _login_line(context: Services, actor: Actor, fingerprint: str) -> Entr
 @routes.patch(
     "/{id}/makedefault",
     operation_id="GPUCloudSSHKeysController_makeDefault",
-    summary="Mark a SSH Key as default",
+    summary="Make an SSH key your default",
     scope=SSH_KEYS,
     success=Success(204, "SSH key marked as default"),
     parameters=(_ID_PARAMETER,),
@@ -223,7 +224,7 @@ async def make_default(request: Request, actor: Actor) -> Response:
 @routes.get(
     "/{id}",
     operation_id="GPUCloudSSHKeysController_getOne",
-    summary="Retrieve one SSH Key",
+    summary="One SSH key",
     scope=SSH_KEYS,
     success=Success(200, "The SSH key", SSHKeyDto),
     parameters=(_ID_PARAMETER,),
@@ -237,7 +238,7 @@ async def get_ssh_key(request: Request, actor: Actor) -> Response:
 @routes.patch(
     "/{id}",
     operation_id="GPUCloudSSHKeysController_rename",
-    summary="Rename a SSH Key, or set or remove its expiry",
+    summary="Rename an SSH key, or set or remove its expiry",
     scope=SSH_KEYS,
     success=Success(200, "The SSH key as changed", SSHKeyDto),
     body=RenameSSHKeyDto,
@@ -246,6 +247,9 @@ async def get_ssh_key(request: Request, actor: Actor) -> Response:
 )
 async def rename_ssh_key(request: Request, actor: Actor) -> Response:
     body = await read_model(request, RenameSSHKeyDto)
+    if not body.changes_name and not body.changes_expiry:
+        problem = 'The body changes nothing; give name, expiresAt or both, e.g. {"name": "desktop"}'
+        raise InvalidInputError(problem, details=[FieldProblem("body", problem)])
     changes: dict[str, Any] = {}
     if body.changes_name:
         changes["name"] = service.validate_name(body.name)
@@ -259,7 +263,7 @@ async def rename_ssh_key(request: Request, actor: Actor) -> Response:
 @routes.delete(
     "/{id}",
     operation_id="GPUCloudSSHKeysController_delete",
-    summary="Delete a SSH Key",
+    summary="Delete an SSH key",
     scope=SSH_KEYS,
     success=Success(204, "SSH key deleted"),
     parameters=(_ID_PARAMETER,),

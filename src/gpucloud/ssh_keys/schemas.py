@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from gpucloud.ssh_keys.service import SSHKeyRecord
 from gpucloud.wire import iso_timestamp
@@ -64,12 +64,6 @@ class RenameSSHKeyDto(BaseModel):
         description=_EXPIRES_AT + "; null removes the expiry",
         json_schema_extra=_no_default,
     )
-
-    @model_validator(mode="after")
-    def _something_to_change(self) -> RenameSSHKeyDto:
-        if not self.model_fields_set & {"name", "expiresAt"}:
-            raise ValueError("give name, expiresAt or both")
-        return self
 
     @property
     def changes_name(self) -> bool:

@@ -430,7 +430,7 @@ def use_is_new(record: SSHKeyRecord, now: dt.datetime) -> bool:
 
 
 def use_minute(now: dt.datetime) -> dt.datetime:
-    """The minute `lastUsedAt` records for a use at `now` (kept to the minute, D37)."""
+    """The minute `lastUsedAt` records for a use at `now` (kept to the minute, D46)."""
     return now.replace(second=0, microsecond=0)
 
 

@@ -10,7 +10,7 @@ The triggers of 0003 stay as they are: they fire on every UPDATE of `ssh_keys`, 
 change of `expires_at` moves the owner's version (the authorized_keys body changes), and
 so does a change of `last_used_at` — the cached list shows `lastUsedAt`, so its body
 changes too, and a version that stood still would keep serving the old one (decision
-D37). Columns are added with plain ADD COLUMN, never a batch copy of the table: on
+D46). Columns are added with plain ADD COLUMN, never a batch copy of the table: on
 SQLite a copy would drop the triggers.
 
 Additive: the previous release's code never names these columns.
