@@ -26,6 +26,8 @@ from starlette.routing import BaseRoute, Mount
 from starlette.types import ASGIApp
 
 from gpucloud import __version__
+from gpucloud.ca import CertificateAuthority
+from gpucloud.ca import routes as ca_routes
 from gpucloud.config import Settings
 from gpucloud.console import routes as console_routes
 from gpucloud.db import create_database
@@ -59,6 +61,7 @@ def operations() -> list[Operation]:
     """Every operation the server answers, the hottest first (the router tries them in order)."""
     return [
         *ssh_key_routes.routes.operations,
+        *ca_routes.routes.operations,
         *ops_routes.routes.operations,
         *console_routes.routes.operations,
     ]
@@ -100,6 +103,8 @@ def create_app(settings: Settings, *, testing: Harness | None = None) -> GpuClou
         metrics=metrics,
         limiter=RateLimiter(settings, metrics),
         bodies=BodyCache(settings.response_cache_bytes),
+        # Built even without a key file: its operations then answer that none is set up.
+        ca=CertificateAuthority(settings.ssh_ca_key_file, policy=settings.ssh_cert_policy()),
     )
 
     @asynccontextmanager

@@ -16,9 +16,12 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+if TYPE_CHECKING:
+    from gpucloud.ca import ValidityPolicy
 
 ENV_PREFIX = "GPUCLOUD_"
 
@@ -63,8 +66,11 @@ class Settings(BaseModel):
                 return cls(**values)
             except ValidationError as exc:
                 for error in exc.errors():
-                    variable = ENV_PREFIX + str(error["loc"][0]).upper() if error["loc"] else "?"
-                    problems.append(f"{variable}: {error['msg']}")
+                    if error["loc"]:
+                        variable = ENV_PREFIX + str(error["loc"][0]).upper()
+                        problems.append(f"{variable}: {error['msg']}")
+                    else:  # a rule over several settings: its message names them
+                        problems.append(str(error["msg"]).removeprefix("Value error, "))
         raise SettingsError("Invalid settings: " + "; ".join(problems))
 
     # Storage
@@ -121,6 +127,36 @@ class Settings(BaseModel):
         description="Where the workers of one server share their counts for /metrics; "
         "`gpucloud serve --workers N` makes one",
     )
+
+    # The SSH certificate authority (SPEC 11; docs/certificates.md)
+    ssh_ca_key_file: Path | None = Field(
+        default=None,
+        description="The CA's signing key, made by `gpucloud ca init`; unset: no certificates",
+    )
+    ssh_cert_default_validity: str = Field(
+        default="8h", description="A certificate's validity when the request names none"
+    )
+    ssh_cert_max_validity: str = Field(
+        default="24h", description="The longest validity a certificate request may ask for"
+    )
+
+    @model_validator(mode="after")
+    def _validities_readable(self) -> Settings:
+        # Checked when the settings are made, so that `serve` refuses to start with a
+        # validity it could not apply, rather than answering every certificate request 400.
+        self.ssh_cert_policy()
+        return self
+
+    def ssh_cert_policy(self) -> ValidityPolicy:
+        """The certificate validity rule of the two settings.
+
+        Raises ValueError naming the variable that cannot be read, or saying that the
+        default is not between 30 s and the maximum.
+        """
+        # Imported here: the CA (and `cryptography`) is not loaded with the settings.
+        from gpucloud.ca.certificates import ValidityPolicy
+
+        return ValidityPolicy.parse(self.ssh_cert_default_validity, self.ssh_cert_max_validity)
 
 
 def _admits_none(annotation: Any) -> bool:

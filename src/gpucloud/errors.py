@@ -12,6 +12,7 @@ HTTP: `gpucloud.http.errors` maps each kind to a status code, in one place.
      │    └── UnknownAPIKeyError  a well-formed API key that matches no key (404)
      ├── ForbiddenError           a valid API key without the scope the request needs (403)
      ├── RateLimitedError         too many requests; retry after `retry_after` s (429)
+     ├── NotSupportedError        this server is not set up to do that at all (501)
      └── UnavailableError         a dependency (the database) cannot be reached (503)
 """
 
@@ -70,6 +71,10 @@ class RateLimitedError(GpuCloudError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class NotSupportedError(GpuCloudError):
+    """This server is not configured to do what was asked; retrying will not help."""
 
 
 class UnavailableError(GpuCloudError):

@@ -29,6 +29,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from gpucloud.ca import keys
 from tests.browser.pages import ConsolePage
 from tests.support import databases
 from tests.support.keyfixtures import key_corpus  # re-exported: a session fixture
@@ -114,9 +115,16 @@ def console_server(
     """One server for the package, on an SQLite copy; each test is a new owner on it."""
     directory = tmp_path_factory.mktemp("console-server")
     database_url = sqlite_template.copy_to(directory)
-    process = ServerProcess(
-        database_url, directory / "server.log", env={"GPUCLOUD_LOG_FORMAT": "text"}
-    ).start()
+    ca_key_file = directory / "ca" / "ssh_ca"
+    keys.init(ca_key_file)
+    env = {
+        "GPUCLOUD_LOG_FORMAT": "text",
+        # The console's "Get certificate" (test_certificates.py); a maximum of 8 h, so
+        # that its 24-hour choice shows how a refusal looks.
+        "GPUCLOUD_SSH_CA_KEY_FILE": str(ca_key_file),
+        "GPUCLOUD_SSH_CERT_MAX_VALIDITY": "8h",
+    }
+    process = ServerProcess(database_url, directory / "server.log", env=env).start()
     yield ConsoleServer(process, database_url)
     process.stop()
 

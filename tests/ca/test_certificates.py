@@ -185,7 +185,7 @@ def test_the_configured_maximum_is_the_upper_bound(key_corpus: KeyCorpus, key_fi
     [
         ("8h", "soon", "GPUCLOUD_SSH_CERT_MAX_VALIDITY"),
         ("later", "24h", "GPUCLOUD_SSH_CERT_DEFAULT_VALIDITY"),
-        ("48h", "24h", "default 2d, maximum 24h"),
+        ("48h", "24h", "the default 2d and the maximum 24h"),
         ("10s", "24h", "30s"),
     ],
 )

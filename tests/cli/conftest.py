@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from gpucloud.ca import keys
 from gpucloud.client import Client
 from tests.support import keygen
 from tests.support.api_keys import create_api_key
@@ -32,11 +33,17 @@ def cli_server(
 ) -> Iterator[ServerProcess]:
     """A real `gpucloud serve` on a free port, shared by the CLI tests (each has its owner)."""
     directory = tmp_path_factory.mktemp("cli-server")
+    ca_key_file = directory / "ca" / "ssh_ca"
+    keys.init(ca_key_file)
     process = ServerProcess(
         sqlite_template.copy_to(directory),
         directory / "server.log",
-        # The wrong-key tests must not lock the others out of this shared server.
-        env={"GPUCLOUD_AUTH_FAILURES_PER_MINUTE": "10000"},
+        env={
+            # The wrong-key tests must not lock the others out of this shared server.
+            "GPUCLOUD_AUTH_FAILURES_PER_MINUTE": "10000",
+            # `ssh-keys certify` needs a CA (tests/cli/test_certify.py).
+            "GPUCLOUD_SSH_CA_KEY_FILE": str(ca_key_file),
+        },
     ).start()
     yield process
     process.stop()

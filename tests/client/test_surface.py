@@ -59,6 +59,7 @@ def test_the_public_surface_is_locked() -> None:
             "NotFoundError",
             "RateLimitedError",
             "ResolvedConfig",
+            "SSHCertificate",
             "SSHKey",
             "ServerError",
             "TransportError",

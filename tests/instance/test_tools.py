@@ -96,3 +96,40 @@ def test_the_cold_start_refuses_to_time_failures(shared_api: API) -> None:
     """If the lookups fail (no key registered), then there is no figure, but an error."""
     with pytest.raises(RuntimeError, match="with no lines"):
         measure(url=shared_api.url, api_key=shared_api.new_owner(), runs=2, warmup=0)
+
+
+def test_the_certificate_lines_trust_the_ca_file_and_name_principals(tmp_path: Path) -> None:
+    """If an operator asks for --certificates, then the drop-in adds TrustedUserCAKeys and
+    AuthorizedPrincipalsFile (alone with --no-lookups), and sshd takes it."""
+    both = gpucloud("node", "sshd-config", "--certificates")
+    assert both.returncode == 0, both.stderr
+    settings = [line for line in both.stdout.splitlines() if not line.startswith("#")]
+    assert settings[2:] == [
+        "TrustedUserCAKeys /etc/ssh/gpucloud_ca.pub",
+        "AuthorizedPrincipalsFile /etc/ssh/gpucloud_principals/%u",
+    ]
+    alone = gpucloud(
+        "node", "sshd-config", "--certificates", "--no-lookups",
+        "--ca-file", "/etc/ssh/ca.pub", "--principals-file", "%h/.ssh/principals",
+    )  # fmt: skip
+    assert alone.returncode == 0, alone.stderr
+    assert [line for line in alone.stdout.splitlines() if not line.startswith("#")] == [
+        "TrustedUserCAKeys /etc/ssh/ca.pub",
+        "AuthorizedPrincipalsFile %h/.ssh/principals",
+    ]
+    if Path(sshd.SSHD).exists():
+        host_key = tmp_path / "host"
+        subprocess.run([sshd.SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)  # fmt: skip
+        config = tmp_path / "sshd_config"
+        config.write_text(f"HostKey {host_key}\nUsePAM no\n{both.stdout}")
+        checked = subprocess.run([str(sshd.SSHD), "-t", "-f", str(config)], capture_output=True, text=True, check=False)  # fmt: skip
+        assert checked.returncode == 0, checked.stderr
+    for args in (
+        ("--principals-file", "/etc/%x/p"),
+        ("--principals-file", "relative/p"),
+        ("--ca-file", "/etc/my ca.pub"),
+    ):
+        refused = gpucloud("node", "sshd-config", "--certificates", *args)
+        assert (refused.returncode, refused.stdout) == (2, ""), args
+    nothing = gpucloud("node", "sshd-config", "--no-lookups")
+    assert nothing.returncode == 2 and "--certificates" in nothing.stderr

@@ -37,6 +37,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from gpucloud.ca import keys
 from tests.reliability.conftest import PREFIX, server_log_lines
 from tests.support.api_keys import create_api_key, revoke_api_key
 from tests.support.bulk_keys import ed25519_public_line
@@ -66,7 +67,7 @@ MODES = (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGAT
 SEEDED_KEYS = 4
 # Well-formed, never issued: 43 characters of the base64url alphabet.
 UNKNOWN_SECRET = "gck_" + "Q" * 43
-OPEN_TO_ALL = frozenset({"GET /healthz", "GET /readyz", "GET /metrics"})
+OPEN_TO_ALL = frozenset({"GET /healthz", "GET /readyz", "GET /metrics", "GET /gpu-cloud/ssh-ca"})
 WITH_BODY_OR_QUERY = frozenset(
     {"POST /gpu-cloud/ssh-keys", "GET /gpu-cloud/ssh-keys", "PATCH /gpu-cloud/ssh-keys/{id}"}
 )
@@ -102,8 +103,12 @@ class Tally:
 
 @pytest.fixture
 def live_server(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
-    """A real `gpucloud serve` on this test's database."""
-    process = ServerProcess(database_url, tmp_path / "server.log").start()
+    """A real `gpucloud serve` on this test's database, with an SSH CA (so that the
+    certificate operations sign, rather than answer 501)."""
+    key_file = tmp_path / "ca" / "ssh_ca"
+    keys.init(key_file)
+    env = {"GPUCLOUD_SSH_CA_KEY_FILE": str(key_file)}
+    process = ServerProcess(database_url, tmp_path / "server.log", env=env).start()
     yield process
     process.stop()
 

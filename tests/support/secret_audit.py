@@ -15,8 +15,9 @@ What it records, from session start (pytest_configure) to session end:
   log a guessed key either).
 - **Private-key lines.** The base64 body lines of every private key made by
   `tests.support.keygen.generate` (wrapped), read when the key is made, and of every
-  SSH CA key file made or read in the test process (`gpucloud.ca.keys.load` is
-  wrapped). Lines shorter than 40 characters (the tail of a block) and lines that also
+  SSH CA key file (and prepared next key) made or read in the test process
+  (`gpucloud.ca.keys.load` is wrapped) or made by a `gpucloud ca` command the tests run
+  (its key files are read when it ends: `ca rotate` writes a key no test reads). Lines shorter than 40 characters (the tail of a block) and lines that also
   occur in the key's own public line (public material) are left out, so that a match
   means a real leak.
 
@@ -31,8 +32,13 @@ What it searches:
   wrapped, so the `client` fixture needs no change): error bodies (4xx, 5xx) for secrets
   and private-key lines, success bodies for secrets (a success body legitimately holds
   public keys, never a secret — but for the answer of a test server's control operation
-  that issues an API key, whose secret is recorded instead, as a CLI's stdout is),
-- the stderr of every `gpucloud` subprocess (its error messages).
+  that issues an API key, whose secret is recorded instead, as a CLI's stdout is), and
+  every body for private-key lines (a certificate or a trust list is public material),
+- the stderr of every `gpucloud` subprocess (its error messages), and its stdout for
+  private-key lines (`ca show`, `ssh-keys certify -o -` print public keys only),
+- every SQLite database a test made from the template (and its WAL), read whole at
+  session end: the tables, and the free pages a deleted row leaves; the same
+  statements write PostgreSQL.
 
 At session end it reports what it checked, and, for each leak, where the secret came
 from and where it was found (secrets shown only by their prefix); any leak sets the exit
@@ -42,6 +48,7 @@ status to "tests failed". Enable it from the top conftest:
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import re
@@ -106,6 +113,7 @@ class SecretAudit:
         self._seen_tokens: dict[str, str] = {}
         self._seen_runs: dict[str, str] = {}
         self._server_logs: dict[Path, str] = {}
+        self._databases: dict[Path, str] = {}
         self._lock = threading.Lock()
 
     # What exists
@@ -123,9 +131,12 @@ class SecretAudit:
     def record_private_key(self, private_text: str, public_text: str, origin: str) -> None:
         """Remember the body lines of a private key (see the module's docstring)."""
         with self._lock:
+            public = _public_bytes(public_text)
             for raw in private_text.splitlines():
                 line = raw.strip()
                 if not _BASE64_LINE.fullmatch(line) or line in public_text:
+                    continue
+                if _only_public(line, public):
                     continue
                 if line not in self.private_lines:
                     self.private_lines[line] = f"{origin}, in {self.current_test}"
@@ -136,11 +147,24 @@ class SecretAudit:
         with self._lock:
             self._server_logs.setdefault(path, self.current_test)
 
+    def record_database(self, path: Path) -> None:
+        """Remember a test's SQLite database file, to search at the end."""
+        with self._lock:
+            self._databases.setdefault(path, self.current_test)
+
     # Where it must not be
 
-    def scan(self, text: str, source: str, *, kind: str, private_lines: bool = True) -> None:
+    def scan(
+        self,
+        text: str,
+        source: str,
+        *,
+        kind: str,
+        private_lines: bool = True,
+        secrets: bool = True,
+    ) -> None:
         """Search `text` (from `source`, counted under `kind`) at the end of the run."""
-        tokens = SECRET.findall(text)
+        tokens = SECRET.findall(text) if secrets else []
         runs = _BASE64_RUN.findall(text) if private_lines else []
         with self._lock:
             self.scanned[kind] += 1
@@ -162,6 +186,18 @@ class SecretAudit:
                 source = f"server log {path}:{number} (server of {test})"
                 self.scan(line, source, kind="server log lines")
             self.scanned["server log files"] += 1
+
+    def scan_databases(self) -> None:
+        """Search every SQLite database recorded so far, and its WAL, byte for byte."""
+        with self._lock:
+            files = list(self._databases.items())
+            self._databases.clear()
+        for path, test in files:
+            for part in (path, path.with_name(path.name + "-wal")):
+                if not part.exists():
+                    continue
+                text = part.read_bytes().decode("latin-1")
+                self.scan(text, f"database file {part} (of {test})", kind="database files")
 
     def leaks(self) -> list[Leak]:
         """Every recorded secret or private-key line seen in searched text."""
@@ -186,6 +222,33 @@ class SecretAudit:
             f"{len(self.secrets)} API-key secrets and {len(self.private_lines)} private-key "
             f"lines checked against {counts or 'nothing'}"
         )
+
+
+def _public_bytes(public_text: str) -> list[bytes]:
+    """The decoded blobs of the public key lines in `public_text`."""
+    blobs = []
+    for token in public_text.split():
+        if len(token) >= MIN_LINE and len(token) % 4 == 0:
+            with contextlib.suppress(ValueError):
+                blobs.append(base64.b64decode(token, validate=True))
+    return blobs
+
+
+def _only_public(line: str, public: list[bytes]) -> bool:
+    """Whether the private-key line's bytes are public material: all but at most 4 of
+    them (at its ends) lie in a public key blob."""
+    if len(line) % 4:
+        return False
+    try:
+        data = base64.b64decode(line, validate=True)
+    except ValueError:
+        return False
+    for head in range(5):
+        for tail in range(5 - head):
+            middle = data[head : len(data) - tail]
+            if any(middle in blob for blob in public):
+                return True
+    return False
 
 
 class _LogHandler(logging.Handler):
@@ -234,7 +297,7 @@ def _scan_body(audit: SecretAudit, request: httpx.Request, status: int, body: by
     source = f"{status} response body of {request.method} {request.url.path}"
     error = status >= 400
     kind = "error bodies" if error else "success bodies"
-    audit.scan(text, source, kind=kind, private_lines=error)
+    audit.scan(text, source, kind=kind)
 
 
 class _Collected:
@@ -320,6 +383,7 @@ def _install(audit: SecretAudit, patches: _Patches) -> None:
     from gpucloud.api_keys import secrets as api_key_secrets
     from gpucloud.ca import keys as ca_keys
     from tests.support import keygen
+    from tests.support.databases import SQLiteTemplate
     from tests.support.server import GPUCLOUD, ServerProcess
 
     def wrap_generate_secret(original: Callable[[], str]) -> Callable[[], str]:
@@ -346,12 +410,33 @@ def _install(audit: SecretAudit, patches: _Patches) -> None:
         # the test process passes here.
         def load(key_file: Path) -> Any:
             loaded = original(key_file)
-            audit.record_private_key(
-                key_file.read_text(), loaded.trust_list(), f"SSH CA key {key_file}"
-            )
+            for path in (key_file, ca_keys.next_file(key_file)):
+                if path.exists():
+                    audit.record_private_key(
+                        path.read_text(), loaded.trust_list(), f"SSH CA key {path}"
+                    )
             return loaded
 
         return load
+
+    def record_ca_keys_of(args: Any, env: Any) -> None:
+        # After `gpucloud ca …`: the key files it names (--key-file, else the variable).
+        parts = [str(part) for part in args] if isinstance(args, (list, tuple)) else []
+        if len(parts) < 2 or Path(parts[0]).name != Path(GPUCLOUD).name or parts[1] != "ca":
+            return
+        named = parts[parts.index("--key-file") + 1] if "--key-file" in parts[:-1] else None
+        named = named or (env or {}).get("GPUCLOUD_SSH_CA_KEY_FILE")
+        if named:
+            with contextlib.suppress(Exception):  # no usable key: nothing secret to record
+                ca_keys.load(Path(named))
+
+    def wrap_copy_to(original: Callable[..., str]) -> Callable[..., str]:
+        def copy_to(self: SQLiteTemplate, directory: Path) -> str:
+            url = original(self, directory)
+            audit.record_database(Path(url.removeprefix("sqlite:///")))
+            return url
+
+        return copy_to
 
     def wrap_server_start(original: Callable[..., ServerProcess]) -> Callable[..., Any]:
         def start(self: ServerProcess, *args: Any, **kwargs: Any) -> ServerProcess:
@@ -374,6 +459,7 @@ def _install(audit: SecretAudit, patches: _Patches) -> None:
                 note(command, getattr(exc, "stdout", None), getattr(exc, "stderr", None))
                 raise
             note(command, result.stdout, result.stderr)
+            record_ca_keys_of(args, kwargs.get("env"))
             return result
 
         return run
@@ -383,6 +469,8 @@ def _install(audit: SecretAudit, patches: _Patches) -> None:
         audit.record_secrets_in(_as_text(stdout), f"printed by {name}")
         if Path(name).name == Path(GPUCLOUD).name:
             audit.scan(_as_text(stderr), f"stderr of `{command}`", kind="CLI stderr")
+            # Its stdout may hold a secret it issued (`api-keys create`), never a private key.
+            audit.scan(_as_text(stdout), f"stdout of `{command}`", kind="CLI stdout", secrets=False)
 
     def wrap_async_transport(original: Callable[..., Any]) -> Callable[..., Any]:
         async def handle_async_request(self: Any, request: httpx.Request) -> httpx.Response:
@@ -408,6 +496,7 @@ def _install(audit: SecretAudit, patches: _Patches) -> None:
     patches.replace(keygen, "generate", wrap_keygen)
     patches.replace(ca_keys, "load", wrap_ca_load)
     patches.replace(ServerProcess, "start", wrap_server_start)
+    patches.replace(SQLiteTemplate, "copy_to", wrap_copy_to)
     patches.replace(subprocess, "run", wrap_run)
     # Real servers and the in-process app; MockTransport bodies are the tests' own.
     patches.replace(httpx.ASGITransport, "handle_async_request", wrap_async_transport)
@@ -481,6 +570,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     audit = session.config.stash[_AUDIT]
     audit.current_test = "session end"
     audit.scan_server_logs()
+    audit.scan_databases()
     leaks = session.config.stash[_STATE][2]
     leaks[:] = audit.leaks()
     if leaks:

@@ -90,8 +90,9 @@ class ValidityPolicy:
     def __post_init__(self) -> None:
         if not MIN_VALIDITY <= self.default <= self.maximum:
             raise ValueError(
-                f"The certificate validities must satisfy 30s <= default <= maximum; got "
-                f"default {format_duration(self.default)}, maximum {format_duration(self.maximum)}"
+                "GPUCLOUD_SSH_CERT_DEFAULT_VALIDITY must be from 30s up to "
+                f"GPUCLOUD_SSH_CERT_MAX_VALIDITY; got the default {format_duration(self.default)} "
+                f"and the maximum {format_duration(self.maximum)}"
             )
 
     @classmethod

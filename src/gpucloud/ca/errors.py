@@ -10,10 +10,15 @@
      │    └── UnknownCAKeyError         `ca retire` named no trusted key
      ├── ConflictError (409)
      │    └── CAKeyExistsError          `ca init` would overwrite a key file
+     ├── NotSupportedError (501)
+     │    └── CANotConfiguredError      this server has no CA key file configured
      └── UnavailableError (503)
-          ├── CANotConfiguredError      this server has no CA key file configured
           ├── CAKeyFileError            the key files cannot be used (for the operator)
           └── CAUnavailableError        what an API caller sees of a CAKeyFileError
+
+No CA configured is a 501, not a 503: it is how this server is set up, and a client
+that retries (as ours does on 503) would only wait to be refused again
+(docs/decisions.md).
 
 A CAKeyFileError names the file and the fix (`chmod 600 …`): right for the operator's
 terminal and the server log, not for an API caller, who gets a CAUnavailableError
@@ -22,7 +27,13 @@ raised from it (so the server's error log shows the cause).
 
 from __future__ import annotations
 
-from gpucloud.errors import ConflictError, InvalidInputError, NotFoundError, UnavailableError
+from gpucloud.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    NotSupportedError,
+    UnavailableError,
+)
 
 
 class ValidityError(InvalidInputError):
@@ -49,7 +60,7 @@ class CAKeyExistsError(ConflictError):
     """`ca init` was pointed at a file that already exists."""
 
 
-class CANotConfiguredError(UnavailableError):
+class CANotConfiguredError(NotSupportedError):
     """No CA key file is configured: this server does not sign certificates."""
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from gpucloud import __version__
-from gpucloud.cli import admin, ca, node, serve, ssh_keys, user
+from gpucloud.cli import admin, ca, certify, node, serve, ssh_keys, user
 
 
 def _version(value: bool) -> None:
@@ -38,6 +38,7 @@ app.add_typer(admin.api_keys_app, name="api-keys")
 app.add_typer(admin.audit_app, name="audit")
 app.add_typer(ca.app, name="ca")
 app.command("login")(user.login)
+ssh_keys.app.command("certify")(certify.certify)
 app.add_typer(ssh_keys.app, name="ssh-keys")
 app.add_typer(node.app, name="node")
 

@@ -1,6 +1,7 @@
 """The operator's SSH CA commands: `gpucloud ca init | rotate | retire | show`.
 
-They work on the key file named by --key-file or GPUCLOUD_SSH_CA_KEY_FILE, on this
+They work on the key file named by --key-file or by the server's setting
+GPUCLOUD_SSH_CA_KEY_FILE (read through `Settings`, as `serve` reads it), on this
 machine, with no server and no database. Messages go to stderr; `show` prints to
 stdout. Nothing secret is printed: only public keys and fingerprints. The CA package
 (and `cryptography`) is imported inside the commands, so that the other commands do not
@@ -9,7 +10,6 @@ pay for it at start.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -167,14 +167,17 @@ def show(
 
 
 def _key_file(option: Path | None) -> Path:
+    """--key-file, else the file the server's settings name; a usage error if neither."""
     if option is not None:
         return option
-    value = os.environ.get(ENV_KEY_FILE, "").strip()
-    if not value:
+    from gpucloud.cli.admin import load_settings
+
+    configured = load_settings().ssh_ca_key_file
+    if configured is None or not str(configured).strip():
         raise typer.BadParameter(
             f"name the CA key file: set {ENV_KEY_FILE} or pass --key-file", param_hint="--key-file"
         )
-    return Path(value)
+    return configured
 
 
 def _call(action: Callable[..., T], *args: object) -> T:

@@ -36,7 +36,7 @@ from gpucloud.client._exceptions import (
     TransportError,
     UnexpectedResponseError,
 )
-from gpucloud.client._models import SSHKey
+from gpucloud.client._models import SSHCertificate, SSHKey
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -52,6 +52,7 @@ __all__ = [
     "NotFoundError",
     "RateLimitedError",
     "ResolvedConfig",
+    "SSHCertificate",
     "SSHKey",
     "ServerError",
     "TransportError",

@@ -36,7 +36,7 @@ from gpucloud.client._exceptions import (
     error_from_response,
     unexpected,
 )
-from gpucloud.client._models import SSHKey, _iso
+from gpucloud.client._models import SSHCertificate, SSHKey, _iso
 from gpucloud.client._retry import DEFAULT_MAX_RETRIES, RetryPolicy
 
 T = TypeVar("T")
@@ -83,6 +83,11 @@ ENDPOINTS: Mapping[str, Endpoint] = {
     "delete_ssh_key": Endpoint("DELETE", PREFIX + "/{id}", "GPUCloudSSHKeysController_delete"),
     "get_authorized_keys": Endpoint(
         "GET", PREFIX + "/authorized_keys", "GPUCloudSSHKeysController_authorizedKeys"
+    ),
+    # Safe to repeat: a refused attempt signed nothing, and a second certificate of the
+    # same key is as good as the first.
+    "certify_ssh_key": Endpoint(
+        "POST", PREFIX + "/{id}/certificate", "GPUCloudSSHKeysController_certify"
     ),
 }
 
@@ -213,6 +218,12 @@ def _no_key_named(ref: str) -> NotFoundError:
     return NotFoundError(f'You have no SSH key named "{ref}"')
 
 
+def _certify_ssh_key(key_id: str, valid_for: str | None) -> _Call[SSHCertificate]:
+    url = _key_url(key_id) + "/certificate"
+    body = {} if valid_for is None else {"validFor": valid_for}
+    return _Call(ENDPOINTS["certify_ssh_key"], url, _decode_certificate, json=body)
+
+
 def _key_url(key_id: str) -> str:
     if not key_id:
         raise ValueError("key_id must not be empty")
@@ -259,6 +270,16 @@ def _decode_keys(response: httpx.Response) -> list[SSHKey]:
         return [SSHKey.from_wire(item) for item in body]
     except ValueError:
         raise unexpected(response, "a list of SSH keys") from None
+
+
+def _decode_certificate(response: httpx.Response) -> SSHCertificate:
+    body = _json(response, "an SSH certificate")
+    if not isinstance(body, dict):
+        raise unexpected(response, "an SSH certificate")
+    try:
+        return SSHCertificate.from_wire(body)
+    except ValueError:
+        raise unexpected(response, "an SSH certificate") from None
 
 
 def _decode_nothing(response: httpx.Response) -> None:
@@ -478,6 +499,16 @@ class Client:
         except NotFoundError:
             raise _no_key_named(ref) from None
 
+    def certify_ssh_key(self, key_id: str, *, valid_for: str | None = None) -> SSHCertificate:
+        """A short-lived SSH user certificate of the key, signed by the server's CA.
+
+        `valid_for` is a duration such as "8h" or "30m" (None: the server's default, 8h
+        unless configured). Raises NotFoundError; InvalidRequestError for a validity
+        out of range, an expired key, or an owner whose name cannot be a principal;
+        ServerError (501) when the server has no CA.
+        """
+        return self._send(_certify_ssh_key(key_id, valid_for))
+
     def close(self) -> None:
         """Close the connections."""
         self._http.close()
@@ -601,6 +632,10 @@ class AsyncClient:
             return await self.get_ssh_key(ref)
         except NotFoundError:
             raise _no_key_named(ref) from None
+
+    async def certify_ssh_key(self, key_id: str, *, valid_for: str | None = None) -> SSHCertificate:
+        """A short-lived SSH user certificate of the key; as `Client.certify_ssh_key`."""
+        return await self._send(_certify_ssh_key(key_id, valid_for))
 
     async def aclose(self) -> None:
         """Close the connections."""

@@ -131,3 +131,38 @@ def _derived(data: Mapping[str, Any], public_key: str) -> dict[str, Any]:
         "key_type": parsed.key_type,
         "key_bits": parsed.bits,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class SSHCertificate:
+    """A user certificate of a registered key, as the API answers it (`SSHCertificateDto`).
+
+    `certificate` is the OpenSSH line to save as `<key>-cert.pub` beside the key's
+    `.pub` file, where `ssh` finds it by itself; `serial` is decimal text (64-bit
+    numbers do not survive JSON readers that use doubles); the times are UTC.
+    """
+
+    certificate: str
+    serial: str
+    key_id: str
+    principals: tuple[str, ...]
+    valid_after: dt.datetime
+    valid_before: dt.datetime
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> SSHCertificate:
+        """The certificate of an `SSHCertificateDto` JSON object; raises ValueError if not one."""
+        try:
+            principals = data["principals"]
+            if not isinstance(principals, list) or not all(isinstance(p, str) for p in principals):
+                raise ValueError("principals is not a list of strings")
+            return cls(
+                certificate=_string(data, "certificate"),
+                serial=_string(data, "serial"),
+                key_id=_string(data, "keyId"),
+                principals=tuple(principals),
+                valid_after=_timestamp(data, "validAfter"),
+                valid_before=_timestamp(data, "validBefore"),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not an SSHCertificateDto: {exc!r}") from None

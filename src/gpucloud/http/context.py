@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 
 if TYPE_CHECKING:
+    from gpucloud.ca import CertificateAuthority
     from gpucloud.config import Settings
     from gpucloud.db import Database
     from gpucloud.http.cache import BodyCache
@@ -24,6 +25,8 @@ class Services:
     metrics: Metrics
     limiter: RateLimiter
     bodies: BodyCache
+    # The SSH CA (SPEC 11): unconfigured when the settings name no key file.
+    ca: CertificateAuthority
 
 
 def header(request: Request, name: bytes) -> str | None:

@@ -29,6 +29,7 @@ from gpucloud.errors import (
     GpuCloudError,
     InvalidInputError,
     NotFoundError,
+    NotSupportedError,
     RateLimitedError,
     UnavailableError,
     UnknownAPIKeyError,
@@ -46,6 +47,7 @@ _STATUS: tuple[tuple[type[GpuCloudError], int], ...] = (
     (NotFoundError, 404),
     (ConflictError, 409),
     (RateLimitedError, 429),
+    (NotSupportedError, 501),
     (UnavailableError, 503),
 )
 INTERNAL_ERROR = "Something went wrong on our side; the error has been logged"

@@ -69,7 +69,7 @@ def _operation(op: Operation) -> dict[str, Any]:
         described["parameters"] = parameters
     if op.body is not None:
         described["requestBody"] = {
-            "required": True,
+            "required": op.body_required,
             "content": {
                 "application/json": {"schema": {"$ref": _REF.format(model=op.body.__name__)}}
             },
@@ -79,7 +79,7 @@ def _operation(op: Operation) -> dict[str, Any]:
         responses[str(status)] = {"description": text}
     for status in op.error_statuses():
         responses[str(status)] = {
-            "description": ERROR_DESCRIPTIONS[status],
+            "description": op.error_descriptions.get(status) or ERROR_DESCRIPTIONS[status],
             "content": {"application/json": {"schema": {"$ref": _REF.format(model="ErrorDto")}}},
         }
     described["responses"] = dict(sorted(responses.items()))

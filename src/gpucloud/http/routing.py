@@ -47,6 +47,7 @@ ERROR_DESCRIPTIONS = {
     413: "Request body over 64 KiB",
     415: "Body not sent as application/json",
     429: "Rate limit exceeded; see Retry-After",
+    501: "This server is not set up for this operation; retrying will not help",
     503: "The database is unavailable; retry after Retry-After seconds",
 }
 
@@ -82,11 +83,16 @@ class Operation:
     scope: str | None = None
     # A pydantic model the handler reads as its JSON body (after authentication).
     body: type[BaseModel] | None = None
+    # Whether a request must send that body (False: it may send none at all).
+    body_required: bool = True
     # OpenAPI parameter objects beyond the API key (path, query, headers).
     parameters: tuple[Mapping[str, Any], ...] = ()
     # Error statuses particular to this operation; those that follow from its scope,
     # its body and its database (403/404/429, 400/408/413/415, 503) are added.
     errors: tuple[int, ...] = ()
+    # What an error status means for this operation, where it says more than
+    # ERROR_DESCRIPTIONS (which describes every other status).
+    error_descriptions: Mapping[int, str] = field(default_factory=dict)
     uses_database: bool = True
     in_schema: bool = True
 

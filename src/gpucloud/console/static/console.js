@@ -83,6 +83,19 @@
     deleteDefaultNote: $("delete-default-note"),
     deleteError: $("delete-error"),
     deleteSubmit: $("delete-submit"),
+    certDialog: $("cert-dialog"),
+    certForm: $("cert-form"),
+    certKeyName: $("cert-key-name"),
+    certValidFor: $("cert-valid-for"),
+    certError: $("cert-error"),
+    certResult: $("cert-result"),
+    certText: $("cert-text"),
+    certValidAfter: $("cert-valid-after"),
+    certValidBefore: $("cert-valid-before"),
+    certSerial: $("cert-serial"),
+    certPrincipal: $("cert-principal"),
+    certCopy: $("cert-copy"),
+    certSubmit: $("cert-submit"),
   };
 
   // Which input shows the API's `details[].field` problems, per form.
@@ -144,6 +157,8 @@
   const renameKey = (id, name) => api("PATCH", `/${encodeURIComponent(id)}`, { name });
   const makeDefault = (id) => api("PATCH", `/${encodeURIComponent(id)}/makedefault`);
   const deleteKey = (id) => api("DELETE", `/${encodeURIComponent(id)}`);
+  const certifyKey = (id, validFor) =>
+    api("POST", `/${encodeURIComponent(id)}/certificate`, { validFor });
 
   // ---- Small helpers ----------------------------------------------------------------
 
@@ -408,7 +423,7 @@
       attrs: { type: "button", "aria-label": `Delete ${key.name}`, "data-action": "delete" },
     });
     remove.addEventListener("click", () => openDelete(key, remove));
-    actions.append(rename, remove);
+    actions.append(certificateButton(key), rename, remove);
 
     // data-label names the cell where small screens show each row as a card.
     const cell = (label, options, children) =>
@@ -608,13 +623,19 @@
     dialog.close(result);
   }
 
-  for (const dialog of [ui.renameDialog, ui.deleteDialog]) {
+  for (const dialog of [ui.renameDialog, ui.deleteDialog, ui.certDialog]) {
     for (const button of dialog.querySelectorAll("[data-close]")) {
       button.addEventListener("click", () => closeDialog(dialog, "cancel"));
     }
     dialog.addEventListener("close", () => {
-      // Cancelled (button or Escape): focus goes back to the button that opened it.
-      if (dialog.returnValue !== "done" && dialogOpener?.isConnected) dialogOpener.focus();
+      // Cancelled (button or Escape): focus goes back to the button that opened it, or
+      // to its successor when the list was drawn again meanwhile (after a certificate).
+      if (dialog.returnValue === "done" || !dialogOpener) return;
+      const action = dialogOpener.dataset.action;
+      const again = dialogKey && action
+        ? rowOf(dialogKey._id)?.querySelector(`[data-action="${action}"]`)
+        : null;
+      (dialogOpener.isConnected ? dialogOpener : again)?.focus();
     });
   }
 
@@ -708,6 +729,92 @@
     }
   }
 
+  // ---- Certificates: a short-lived SSH certificate of a key ---------------------------
+
+  function certificateButton(key) {
+    const button = element("button", {
+      className: "btn btn-sm",
+      text: "Get certificate",
+      attrs: { type: "button", "aria-label": `Get a certificate for ${key.name}`, "data-action": "certificate" },
+    });
+    button.addEventListener("click", () => openCertificate(key, button));
+    return button;
+  }
+
+  function openCertificate(key, opener) {
+    setFormError(ui.certError, "");
+    setFieldError(ui.certValidFor, "");
+    ui.certKeyName.textContent = quoted(key.name);
+    ui.certResult.hidden = true;
+    ui.certCopy.hidden = true;
+    ui.certText.value = "";
+    ui.certSubmit.textContent = "Get certificate";
+    openDialog(ui.certDialog, key, opener);
+    ui.certValidFor.focus();
+  }
+
+  // Certificates are judged by UTC clocks: their times are shown in UTC, and say so.
+  const utcFormat = new Intl.DateTimeFormat(undefined, {
+    dateStyle: "medium", timeStyle: "medium", timeZone: "UTC",
+  });
+
+  function showTime(node, value) {
+    node.textContent = `${utcFormat.format(new Date(value))} UTC`;
+    node.setAttribute("datetime", value);
+    node.title = value;
+  }
+
+  async function onCertify(event) {
+    event.preventDefault();
+    const key = dialogKey;
+    setFormError(ui.certError, "");
+    setFieldError(ui.certValidFor, "");
+    setBusy(ui.certSubmit, true, "Signing…");
+    try {
+      const cert = await certifyKey(key._id, ui.certValidFor.value);
+      ui.certText.value = cert.certificate;
+      showTime(ui.certValidAfter, cert.validAfter);
+      showTime(ui.certValidBefore, cert.validBefore);
+      ui.certSerial.textContent = cert.serial;
+      ui.certPrincipal.textContent = cert.principals.join(", ");
+      ui.certResult.hidden = false;
+      ui.certCopy.hidden = false;
+      ui.certSubmit.dataset.label = "Get another";  // setBusy puts it back when done
+      // The key's "Last used" is now (SPEC 9): draw the list again behind the dialog.
+      await load({ quiet: true });
+      ui.certText.focus();
+      ui.certText.select();
+      announce(`Certificate for ${quoted(key.name)}, valid until ${ui.certValidBefore.textContent}`);
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      if (error.isAuthProblem || error.isMissingKey) {
+        closeDialog(ui.certDialog, "done");
+        if (error.isAuthProblem) signOutBecause(error);
+        else await keyWentAway(key.name);
+        return;
+      }
+      if (!showApiFieldErrors(error, { validFor: ui.certValidFor })) {
+        setFormError(ui.certError, error.message);
+      }
+    } finally {
+      setBusy(ui.certSubmit, false);
+    }
+  }
+
+  async function copyCertificate() {
+    try {
+      await navigator.clipboard.writeText(ui.certText.value);
+      ui.certCopy.textContent = "Copied";
+      window.setTimeout(() => { ui.certCopy.textContent = "Copy certificate"; }, 1500);
+      announce("Copied the certificate");
+    } catch {
+      // No clipboard access (an insecure origin, or permission refused): select it.
+      ui.certText.focus();
+      ui.certText.select();
+      announce("The certificate is selected; press Ctrl+C to copy it");
+    }
+  }
+
   // ---- Wiring -------------------------------------------------------------------------
 
   ui.signinForm.addEventListener("submit", onSignIn);
@@ -718,6 +825,8 @@
   ui.keyFile.addEventListener("change", onFileChosen);
   ui.renameForm.addEventListener("submit", onRename);
   ui.deleteForm.addEventListener("submit", onDelete);
+  ui.certForm.addEventListener("submit", onCertify);
+  ui.certCopy.addEventListener("click", copyCertificate);
   ui.addJump.addEventListener("click", () => {
     ui.keyName.scrollIntoView({ block: "center" });
     ui.keyName.focus();
