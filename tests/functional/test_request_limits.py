@@ -156,6 +156,15 @@ def connect(server: ServerProcess, timeout: float = 10.0) -> socket.socket:
     return sock
 
 
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """Whether a readable socket was closed by the server: an orderly end, or a reset
+    (a server that closes with the client's bytes still unread sends a reset)."""
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
 def post_head(secret: str, content_length: int) -> bytes:
     return (
         f"POST {PREFIX} HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: {secret}\r\n"
@@ -269,26 +278,28 @@ def test_connections_that_never_complete_a_request_are_closed(
     server, _ = raw_server
     silent = connect(server)
     trickling = connect(server)
-    trickling.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
     deadline = time.monotonic() + KEEP_ALIVE_S + 3
     open_ = {"silent": silent, "trickling headers": trickling}
-    with selectors.DefaultSelector() as selector:
-        for name, sock in open_.items():
-            selector.register(sock, selectors.EVENT_READ, name)
-        sent = 0
-        while open_ and time.monotonic() < deadline:
-            for key, _ in selector.select(timeout=0.5):
-                if key.fileobj.recv(1) == b"":  # type: ignore[union-attr]
-                    selector.unregister(key.fileobj)
-                    open_.pop(key.data)
-            if "trickling headers" in open_:
-                try:
-                    trickling.sendall(f"X-Slow-{sent}: 1\r\n".encode())
-                    sent += 1
-                except OSError:
-                    open_.pop("trickling headers")
-    for sock in (silent, trickling):
-        sock.close()
+    try:
+        trickling.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        with selectors.DefaultSelector() as selector:
+            for name, sock in open_.items():
+                selector.register(sock, selectors.EVENT_READ, name)
+            sent = 0
+            while open_ and time.monotonic() < deadline:
+                for key, _ in selector.select(timeout=0.5):
+                    if _closed_by_peer(key.fileobj):  # type: ignore[arg-type]
+                        selector.unregister(key.fileobj)
+                        open_.pop(key.data)
+                if "trickling headers" in open_:
+                    try:
+                        trickling.sendall(f"X-Slow-{sent}: 1\r\n".encode())
+                        sent += 1
+                    except OSError:
+                        open_.pop("trickling headers")
+    finally:
+        for sock in (silent, trickling):
+            sock.close()
     assert not open_, f"still open after {KEEP_ALIVE_S + 3:g} s: {sorted(open_)}"
 
 
