@@ -3,7 +3,7 @@
 Starts gpucloud exactly as `bench.run` does (the same uvicorn command line, settings,
 pinning, and a fresh copy of the small or large database), drives it with the benchmark's
 wrk scripts, and meanwhile records py-spy samples of the thread that holds the GIL
-(`--gil`: Python work only; the aiosqlite threads waiting for work are not counted, and
+(`--gil`: Python work only; the commit thread waiting for work is not counted, and
 neither is time in the kernel or in SQLite with the GIL released).
 
 Writes `.bench/profile-<scenario>.txt` (py-spy's raw collapsed stacks),
@@ -65,16 +65,14 @@ WARNINGS: list[str] = []  # wrk runs with failed requests, reported with the sum
 COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("access log (logging + JSON formatter)", ("logging/", "gpucloud/ops/logs.py", "json/")),
     ("metrics (prometheus_client)", ("prometheus_client/", "gpucloud/ops/metrics.py")),
-    ("rate limiter (limits)", ("limits/", "gpucloud/ratelimit.py")),
-    ("aiosqlite (hand-off to its thread)", ("aiosqlite/",)),
+    ("rate limiter", ("gpucloud/ratelimit.py",)),
     ("SQLAlchemy (build, compile, execute, rows)", ("sqlalchemy/", "greenlet")),
     ("SQLite driver (sqlite3 module)", ("sqlite3/",)),
     ("key parsing (pubkey, cryptography)", ("gpucloud/pubkey/", "cryptography/")),
     ("pydantic", ("pydantic/", "pydantic_core/")),
     ("serialisation (to_wire, timestamps)", ("gpucloud/ssh_keys/schemas.py", "gpucloud/wire.py")),
     ("gpucloud middleware (request id, headers)", ("gpucloud/http/middleware.py", "uuid.py")),
-    ("FastAPI dependency injection", ("fastapi/dependencies/",)),
-    ("FastAPI / Starlette (routing, middleware, responses)", ("fastapi/", "starlette/")),
+    ("Starlette (routing, middleware, responses)", ("starlette/",)),
     ("uvicorn + httptools (HTTP)", ("uvicorn/", "httptools/")),
     ("event loop (uvloop, asyncio)", ("asyncio/", "uvloop/")),
     ("gpucloud routes, services, auth", ("gpucloud/",)),

@@ -92,9 +92,8 @@ TARGETS = {
     "gpucloud": "gpucloud.app:serving_app",
 }
 PACKAGES = (
-    "gpucloud", "uvicorn", "uvloop", "httptools", "starlette", "fastapi", "pydantic",
-    "sqlalchemy", "aiosqlite", "asyncpg", "orjson", "cryptography", "limits",
-    "prometheus-client",
+    "gpucloud", "uvicorn", "uvloop", "httptools", "starlette", "pydantic", "sqlalchemy",
+    "asyncpg", "orjson", "cryptography", "redis", "prometheus-client",
 )  # fmt: skip
 # Issue 10's targets besides each kind's own: the large database against the small one
 # (requests/s), and the peak RSS of a serving process.
