@@ -252,14 +252,19 @@ def _json(response: httpx.Response, what: str) -> Any:
         raise unexpected(response, what) from None
 
 
-def _decode_key(response: httpx.Response) -> SSHKey:
-    body = _json(response, "an SSH key")
+def _decode_one(response: httpx.Response, model: Callable[[dict[str, Any]], T], what: str) -> T:
+    """One JSON object of the API, read by `model` (a `from_wire`)."""
+    body = _json(response, what)
     if not isinstance(body, dict):
-        raise unexpected(response, "an SSH key")
+        raise unexpected(response, what)
     try:
-        return SSHKey.from_wire(body)
+        return model(body)
     except ValueError:
-        raise unexpected(response, "an SSH key") from None
+        raise unexpected(response, what) from None
+
+
+def _decode_key(response: httpx.Response) -> SSHKey:
+    return _decode_one(response, SSHKey.from_wire, "an SSH key")
 
 
 def _decode_keys(response: httpx.Response) -> list[SSHKey]:
@@ -273,13 +278,7 @@ def _decode_keys(response: httpx.Response) -> list[SSHKey]:
 
 
 def _decode_certificate(response: httpx.Response) -> SSHCertificate:
-    body = _json(response, "an SSH certificate")
-    if not isinstance(body, dict):
-        raise unexpected(response, "an SSH certificate")
-    try:
-        return SSHCertificate.from_wire(body)
-    except ValueError:
-        raise unexpected(response, "an SSH certificate") from None
+    return _decode_one(response, SSHCertificate.from_wire, "an SSH certificate")
 
 
 def _decode_nothing(response: httpx.Response) -> None:
