@@ -320,7 +320,8 @@ async def test_a_use_is_recorded_once_a_minute(database_url: str) -> None:
 
 
 async def test_lock_reads_the_key_count_without_counting_rows(database_url: str) -> None:
-    """If an owner has keys, then the owner lock returns their number (kept by the database)."""
+    """If an owner has keys, then locking the owner for a create returns their number
+    (kept by the database)."""
     async with open_database(database_url) as database:
         async with database.write() as unit:
             owner_id = await owners.get_or_create(unit, "alice")
@@ -330,7 +331,7 @@ async def test_lock_reads_the_key_count_without_counting_rows(database_url: str)
                 new = service.prepare(f"k{i}", ed25519_public_line())
                 await service.create(unit, actor, new, max_keys=10)
         async with database.write() as unit:
-            assert await owners.lock(unit, owner_id) == 4
+            assert await owners.lock_and_count(unit, owner_id) == 4
 
 
 def test_every_statement_of_the_services_compiles_for_both_databases() -> None:

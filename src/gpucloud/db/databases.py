@@ -57,6 +57,9 @@ class Unit:
     """A connection inside a unit of work: runs statements, returns records by name."""
 
     dialect: Dialect
+    # Whether the database runs write transactions one at a time (SQLite's write lock),
+    # so that no row lock is needed to keep two writers apart.
+    serialised = False
 
     @overload
     async def fetch(self, statement: Statement[R], values: Values = None) -> list[R]: ...
@@ -106,6 +109,7 @@ class SQLiteUnit(Unit):
     """
 
     dialect = SQLiteDialect_pysqlite()
+    serialised = True
 
     def __init__(self, raw: sqlite3.Connection) -> None:
         self._raw = raw

@@ -29,13 +29,19 @@ async def get_or_create(unit: Unit, name: str) -> str:
     return owner_id
 
 
-async def lock(unit: Unit, owner_id: str) -> int:
-    """Serialise this transaction with every other write to the owner's SSH keys, and
-    return how many keys the owner has.
+async def lock(unit: Unit, owner_id: str) -> None:
+    """Serialise this transaction with every other write to the owner's SSH keys.
 
     On PostgreSQL this takes a row lock on the owner (SELECT … FOR UPDATE) that other
-    writers wait for until commit. On SQLite, writes already run one at a time: the write
-    transaction took the database's write lock at BEGIN IMMEDIATE.
+    writers wait for until commit. On SQLite there is nothing to do: writes already run
+    one at a time, the write transaction having taken the database's write lock at
+    BEGIN IMMEDIATE (`Unit.serialised`).
     """
+    if not unit.serialised:
+        await unit.fetch(_LOCK, {"owner_id": owner_id})
+
+
+async def lock_and_count(unit: Unit, owner_id: str) -> int:
+    """`lock`, and how many keys the owner has (0 for an owner not stored), in one read."""
     row = await unit.fetch_one(_LOCK, {"owner_id": owner_id})
     return int(row.key_count) if row is not None else 0

@@ -128,16 +128,39 @@ _UPDATE = Statement(
         updated_at=bindparam("at"),
     )
 )
-_CLEAR_DEFAULT = Statement(
-    update(SSHKey)
-    # Written as the partial index uq_ssh_keys_one_default_per_owner writes its own
-    # condition: SQLite uses that index only for a matching term, and SQLAlchemy would
-    # render the column as "is_default = 1" (a scan of all the owner's keys).
-    .where(SSHKey.owner_id == bindparam("b_owner_id", type_=String), text("is_default"))
-    .values(is_default=False, updated_at=bindparam("at"))
-)
 _SET_DEFAULT = Statement(
     update(SSHKey).where(_THIS_KEY).values(is_default=True, updated_at=bindparam("at"))
+)
+
+
+class _Named(NamedTuple):
+    """What the audit trail records of a key."""
+
+    id: str
+    name: str
+    fingerprint_sha256: str
+
+
+# make_default's two statements: clear the default unless it is this key, then make this
+# key the default unless it already is, returning what the audit trail needs.
+_CLEAR_OTHER_DEFAULT = Statement(
+    update(SSHKey)
+    .where(
+        SSHKey.owner_id == bindparam("b_owner_id", type_=String),
+        # Written as the partial index uq_ssh_keys_one_default_per_owner writes its own
+        # condition: SQLite uses that index only for a matching term, and SQLAlchemy
+        # would render the column as "is_default = 1" (a scan of all the owner's keys).
+        text("is_default"),
+        SSHKey.id != bindparam("b_key_id", type_=String),
+    )
+    .values(is_default=False, updated_at=bindparam("at"))
+)
+_MAKE_DEFAULT = Statement(
+    update(SSHKey)
+    .where(_THIS_KEY, text("NOT is_default"))
+    .values(is_default=True, updated_at=bindparam("at"))
+    .returning(SSHKey.id, SSHKey.name, SSHKey.fingerprint_sha256),
+    _Named,
 )
 _DELETE = Statement(delete(SSHKey).where(_THIS_KEY))
 # Only when the stored minute differs: a second login in the same minute writes nothing.
@@ -213,7 +236,7 @@ async def create(unit: Unit, actor: Actor, new: NewSSHKey, *, max_keys: int) -> 
     same public key (checked first) or the same name is already registered by this owner.
     """
     owner_id = actor.owner_id
-    count = await owners.lock(unit, owner_id)
+    count = await owners.lock_and_count(unit, owner_id)
     if count >= max_keys:
         raise InvalidInputError(
             f"You have reached the limit of {max_keys} SSH keys; "
@@ -370,18 +393,26 @@ async def rename(unit: Unit, actor: Actor, key_id: str, name: str) -> SSHKeyReco
 
 
 async def make_default(unit: Unit, actor: Actor, key_id: str) -> None:
-    """Make the key the owner's only default; already default changes nothing."""
+    """Make the key the owner's only default; already default changes nothing.
+
+    Raises NotFoundError (and then nothing is changed: the unit rolls back).
+    """
     owner_id = actor.owner_id
+    if _ID.fullmatch(key_id) is None:
+        raise NotFoundError(NOT_FOUND)
     await owners.lock(unit, owner_id)
-    record = await get(unit, owner_id, key_id)
-    if record.is_default:
-        return
     now = utcnow()
     # Two statements, clear then set: a unique index is checked row by row, so one
     # statement flipping both rows could see two defaults half-way.
-    await unit.run(_CLEAR_DEFAULT, {"b_owner_id": owner_id, "at": now})
-    await unit.run(_SET_DEFAULT, {"b_owner_id": owner_id, "b_key_id": key_id, "at": now})
-    await _audit(unit, actor, "ssh_key.make_default", record, at=now)
+    values = {"b_owner_id": owner_id, "b_key_id": key_id, "at": now}
+    await unit.run(_CLEAR_OTHER_DEFAULT, values)
+    made = await unit.fetch_one(_MAKE_DEFAULT, values)
+    if made is None:
+        # Already the default (then the first statement found no other default to clear),
+        # or no such key: get() raises NotFoundError, and the unit undoes the clear.
+        await get(unit, owner_id, key_id)
+        return
+    await _audit(unit, actor, "ssh_key.make_default", made, at=now)
 
 
 async def delete_key(unit: Unit, actor: Actor, key_id: str) -> SSHKeyRecord:
@@ -449,7 +480,7 @@ async def record_use(unit: Unit, owner_id: str, key_id: str, now: dt.datetime) -
 
 
 async def _audit(
-    unit: Unit, actor: Actor, action: str, record: SSHKeyRecord, *, at: dt.datetime
+    unit: Unit, actor: Actor, action: str, record: SSHKeyRecord | _Named, *, at: dt.datetime
 ) -> None:
     await audit.record(
         unit,
