@@ -52,6 +52,23 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         assert isinstance(value, dt.datetime)
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        # What process_bind_param and then SQLite's DATETIME would write, in one step:
+        # "2026-11-27 16:16:26.339000" (naive UTC, always with microseconds).
+        def process(value: dt.datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetimes are ambiguous; pass an aware UTC datetime")
+            if value.tzinfo is not dt.UTC:
+                value = value.astimezone(dt.UTC)
+            return value.isoformat(" ", "microseconds")[:26]
+
+        return process
+
     def result_processor(self, dialect: Dialect, coltype: object) -> Any:
         if dialect.name != "sqlite":
             return super().result_processor(dialect, coltype)

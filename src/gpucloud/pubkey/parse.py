@@ -505,4 +505,4 @@ def fingerprint_sha256(blob: bytes) -> str:
 def fingerprint_md5(blob: bytes) -> str:
     """`MD5:` and the blob's MD5 as colon-separated lowercase hex, as ssh-keygen prints it."""
     digest = hashlib.md5(blob, usedforsecurity=False).digest()
-    return "MD5:" + ":".join(f"{byte:02x}" for byte in digest)
+    return "MD5:" + digest.hex(":")
