@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from gpucloud.api_keys.models import APIKey
-from gpucloud.audit.models import AuditEvent
-from gpucloud.db import Base
-from gpucloud.idempotency.models import IdempotencyKey
-from gpucloud.owners.models import Owner
-from gpucloud.ssh_keys.models import SSHKey
+from gpucloud.api_keys.models import api_keys
+from gpucloud.audit.models import audit_events
+from gpucloud.db import metadata
+from gpucloud.idempotency.models import idempotency_keys
+from gpucloud.owners.models import owners
+from gpucloud.ssh_keys.models import ssh_keys
 
-metadata = Base.metadata
-
-__all__ = ["APIKey", "AuditEvent", "IdempotencyKey", "Owner", "SSHKey", "metadata"]
+__all__ = ["api_keys", "audit_events", "idempotency_keys", "metadata", "owners", "ssh_keys"]

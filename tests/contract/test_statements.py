@@ -39,10 +39,10 @@ from gpucloud.db import (
     create_database,
     utcnow,
 )
-from gpucloud.owners import service as owners
-from gpucloud.owners.models import Owner
+from gpucloud.owners import service as owner_service
+from gpucloud.owners.models import owners
 from gpucloud.ssh_keys import service
-from gpucloud.ssh_keys.models import SSHKey
+from gpucloud.ssh_keys.models import ssh_keys
 from tests.support import databases
 from tests.support.api_keys import open_database
 from tests.support.bulk_keys import ed25519_public_line
@@ -154,7 +154,7 @@ def test_the_same_service_operations_leave_the_same_rows_on_both_databases(
     async def operations(database_url: str) -> list[tuple[Any, ...]]:
         async with open_database(database_url) as database:
             async with database.write() as unit:
-                owner_id = await owners.get_or_create(unit, "alice")
+                owner_id = await owner_service.get_or_create(unit, "alice")
             actor = Actor(owner_id=owner_id, api_key_id=None, client="test")
             ids = []
             for i, line in enumerate(lines):
@@ -199,7 +199,7 @@ def test_a_record_whose_fields_do_not_match_the_columns_stops_the_start(database
         id: str
         name: str
 
-    statement = Statement(select(SSHKey.id, SSHKey.public_key), Wrong)
+    statement = Statement(select(ssh_keys.c.id, ssh_keys.c.public_key), Wrong)
     try:
         with pytest.raises(StatementError, match=r"Wrong has fields \['id', 'name'\].*public_key"):
             create_database(Settings(database_url=database_url))
@@ -211,14 +211,14 @@ def test_a_record_whose_fields_do_not_match_the_columns_stops_the_start(database
 async def test_the_reads_of_a_read_unit_share_one_snapshot(database_url: str) -> None:
     """If another connection commits a change between two reads of one read unit, then the
     second read still sees the state of the first, on both databases."""
-    by_id = Statement(select(Owner.name).where(Owner.id == bindparam("id")))
+    by_id = Statement(select(owners.c.name).where(owners.c.id == bindparam("id")))
     async with open_database(database_url) as database, open_database(database_url) as other:
         async with database.write() as unit:
-            owner_id = await owners.get_or_create(unit, "before")
+            owner_id = await owner_service.get_or_create(unit, "before")
         async with database.read() as unit:
             first = await unit.fetch_one(by_id, {"id": owner_id})
             async with other.write() as writer:
-                await writer.run(update(Owner).where(Owner.id == owner_id).values(name="after"))
+                await writer.run(update(owners).where(owners.c.id == owner_id).values(name="after"))
             second = await unit.fetch_one(by_id, {"id": owner_id})
         after = await database.fetch(by_id, {"id": owner_id})
     assert first is not None and second is not None
@@ -230,16 +230,16 @@ async def test_a_unique_index_refusal_is_one_error_on_both_databases(database_ur
     whichever the database, and nothing of that unit is kept."""
     async with open_database(database_url) as database:
         async with database.write() as unit:
-            await owners.get_or_create(unit, "alice")
+            await owner_service.get_or_create(unit, "alice")
         with pytest.raises(IntegrityError):
             async with database.write() as unit:
                 await unit.run(
-                    insert(Owner), {"id": "1" * 24, "name": "bob", "created_at": utcnow()}
+                    insert(owners), {"id": "1" * 24, "name": "bob", "created_at": utcnow()}
                 )
                 await unit.run(
-                    insert(Owner), {"id": "2" * 24, "name": "alice", "created_at": utcnow()}
+                    insert(owners), {"id": "2" * 24, "name": "alice", "created_at": utcnow()}
                 )
-        names = await database.fetch(Statement(select(Owner.name).order_by(Owner.name)))
+        names = await database.fetch(Statement(select(owners.c.name).order_by(owners.c.name)))
     assert [row.name for row in names] == ["alice"]
 
 
@@ -247,12 +247,14 @@ async def test_every_write_to_an_owners_keys_moves_its_version_and_count(databas
     """If any statement inserts, updates or deletes an owner's SSH keys — through the
     services or as plain SQL — then the owner's version moves and its key count is the
     number of its keys, in the same transaction; other owners' versions do not move."""
-    state = Statement(select(Owner.version, Owner.key_count).where(Owner.id == bindparam("id")))
-    count = Statement(select(SSHKey.id).where(SSHKey.owner_id == bindparam("id")))
+    state = Statement(
+        select(owners.c.version, owners.c.key_count).where(owners.c.id == bindparam("id"))
+    )
+    count = Statement(select(ssh_keys.c.id).where(ssh_keys.c.owner_id == bindparam("id")))
     async with open_database(database_url) as database:
         async with database.write() as unit:
-            alice = await owners.get_or_create(unit, "alice")
-            bob = await owners.get_or_create(unit, "bob")
+            alice = await owner_service.get_or_create(unit, "alice")
+            bob = await owner_service.get_or_create(unit, "bob")
         actor = Actor(owner_id=alice, api_key_id=None, client="test")
 
         async def check(label: str, before: int) -> int:
@@ -277,14 +279,14 @@ async def test_every_write_to_an_owners_keys_moves_its_version_and_count(databas
             (
                 "an expiry",
                 lambda unit: unit.run(
-                    update(SSHKey).where(SSHKey.id == ids[1]).values(expires_at=utcnow())
+                    update(ssh_keys).where(ssh_keys.c.id == ids[1]).values(expires_at=utcnow())
                 ),
             ),
             ("a use", lambda unit: service.record_use(unit, alice, ids[1], utcnow())),
             ("delete of the default", lambda unit: service.delete_key(unit, actor, ids[2])),
             ("delete", lambda unit: service.delete_key(unit, actor, ids[0])),
-            ("plain UPDATE", lambda unit: unit.run(update(SSHKey).values(name="x"))),
-            ("plain DELETE", lambda unit: unit.run(delete(SSHKey))),
+            ("plain UPDATE", lambda unit: unit.run(update(ssh_keys).values(name="x"))),
+            ("plain DELETE", lambda unit: unit.run(delete(ssh_keys))),
         ):
             async with database.write() as unit:
                 await work(unit)
@@ -299,7 +301,7 @@ async def test_a_use_is_recorded_once_a_minute(database_url: str) -> None:
     minute = dt.datetime(2030, 1, 2, 3, 4, tzinfo=dt.UTC)
     async with open_database(database_url) as database:
         async with database.write() as unit:
-            owner_id = await owners.get_or_create(unit, "alice")
+            owner_id = await owner_service.get_or_create(unit, "alice")
         actor = Actor(owner_id=owner_id, api_key_id=None, client="test")
         async with database.write() as unit:
             new = service.prepare("k", ed25519_public_line())
@@ -324,14 +326,14 @@ async def test_lock_reads_the_key_count_without_counting_rows(database_url: str)
     (kept by the database)."""
     async with open_database(database_url) as database:
         async with database.write() as unit:
-            owner_id = await owners.get_or_create(unit, "alice")
+            owner_id = await owner_service.get_or_create(unit, "alice")
         actor = Actor(owner_id=owner_id, api_key_id=None, client="test")
         for i in range(4):
             async with database.write() as unit:
                 new = service.prepare(f"k{i}", ed25519_public_line())
                 await service.create(unit, actor, new, max_keys=10)
         async with database.write() as unit:
-            assert await owners.lock_and_count(unit, owner_id) == 4
+            assert await owner_service.lock_and_count(unit, owner_id) == 4
 
 
 def test_every_statement_of_the_services_compiles_for_both_databases() -> None:
@@ -351,17 +353,17 @@ async def test_a_reused_read_is_never_older_than_the_last_commit(database_url: s
     """If a read may be answered from memory (fetch with reuse), then after another
     connection commits a change, the next such read returns the changed rows, on both
     databases (SQLite answers from memory only while its data version has not moved)."""
-    by_id = Statement(select(Owner.name).where(Owner.id == bindparam("id")))
+    by_id = Statement(select(owners.c.name).where(owners.c.id == bindparam("id")))
     async with open_database(database_url) as database, open_database(database_url) as other:
         async with database.write() as unit:
-            owner_id = await owners.get_or_create(unit, "before")
+            owner_id = await owner_service.get_or_create(unit, "before")
         first = await database.fetch(by_id, {"id": owner_id}, reuse=True)
         again = await database.fetch(by_id, {"id": owner_id}, reuse=True)
         async with other.write() as writer:
-            await writer.run(update(Owner).where(Owner.id == owner_id).values(name="after"))
+            await writer.run(update(owners).where(owners.c.id == owner_id).values(name="after"))
         changed = await database.fetch(by_id, {"id": owner_id}, reuse=True)
         async with database.write() as unit:  # this process's own writer, too
-            await unit.run(update(Owner).where(Owner.id == owner_id).values(name="mine"))
+            await unit.run(update(owners).where(owners.c.id == owner_id).values(name="mine"))
         mine = await database.fetch(by_id, {"id": owner_id}, reuse=True)
     assert [rows[0].name for rows in (first, again, changed, mine)] == [
         "before",

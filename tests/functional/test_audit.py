@@ -16,7 +16,7 @@ from sqlalchemy import select
 from gpucloud.api_keys import service as api_keys
 from gpucloud.app import GpuCloudApp
 from gpucloud.audit import service as audit
-from gpucloud.audit.models import AuditEvent
+from gpucloud.audit.models import audit_events
 from gpucloud.db import utcnow
 from tests.conftest import MakeAPIKey
 from tests.functional.helpers import PREFIX, UNKNOWN_ID, assert_error, auth, create_key
@@ -40,7 +40,7 @@ async def api_key_id(app: GpuCloudApp, secret: str) -> str:
 async def raw_rows(app: GpuCloudApp) -> str:
     """Every column of every audit row, as text."""
     async with app.state.services.database.read() as conn:
-        return repr(await conn.fetch(select(AuditEvent.__table__)))
+        return repr(await conn.fetch(select(audit_events)))
 
 
 async def send(

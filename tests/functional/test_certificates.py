@@ -17,7 +17,7 @@ from gpucloud.audit import service as audit
 from gpucloud.ca import keys
 from gpucloud.config import Settings
 from gpucloud.db import Statement
-from gpucloud.ssh_keys.models import SSHKey
+from gpucloud.ssh_keys.models import ssh_keys
 from gpucloud.ssh_keys.service import SSHKeyRecord
 from tests.ca.conftest import fingerprint_of, read_certificate
 from tests.conftest import MakeAPIKey
@@ -312,8 +312,8 @@ async def _set_expiry(app: GpuCloudApp, key_id: str, expires_at: dt.datetime) ->
     async with app.state.services.database.write() as unit:
         await unit.run(
             Statement(
-                update(SSHKey)
-                .where(SSHKey.id == bindparam("b_id"))
+                update(ssh_keys)
+                .where(ssh_keys.c.id == bindparam("b_id"))
                 .values(expires_at=bindparam("b_at"))
             ),
             {"b_id": key_id, "b_at": expires_at},
@@ -324,8 +324,8 @@ async def _stored(app: GpuCloudApp, key_id: str) -> SSHKeyRecord:
     async with app.state.services.database.read() as unit:
         record = await unit.fetch_one(
             Statement(
-                select(*(getattr(SSHKey, f) for f in SSHKeyRecord._fields)).where(
-                    SSHKey.id == bindparam("b_id")
+                select(*(ssh_keys.c[f] for f in SSHKeyRecord._fields)).where(
+                    ssh_keys.c.id == bindparam("b_id")
                 ),
                 SSHKeyRecord,
             ),

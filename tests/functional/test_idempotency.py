@@ -17,7 +17,7 @@ from sqlalchemy import update
 
 from gpucloud.app import GpuCloudApp
 from gpucloud.db import utcnow
-from gpucloud.idempotency.models import IdempotencyKey
+from gpucloud.idempotency.models import idempotency_keys
 from tests.functional.helpers import PREFIX, assert_error, auth, list_keys
 from tests.support.bulk_keys import ed25519_public_line
 from tests.support.keygen import hand_built_weak_key, openssh_line
@@ -41,7 +41,7 @@ def new_body(name: str = "laptop") -> dict[str, Any]:
 async def age_stored_answers(app: GpuCloudApp, age: dt.timedelta) -> None:
     """Make every stored answer look `age` old."""
     async with app.state.services.database.write() as conn:
-        await conn.run(update(IdempotencyKey).values(created_at=utcnow() - age))
+        await conn.run(update(idempotency_keys).values(created_at=utcnow() - age))
 
 
 async def test_a_repeat_gets_the_first_answer_and_creates_nothing(

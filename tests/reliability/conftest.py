@@ -17,12 +17,12 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from gpucloud.audit.models import AuditEvent
+from gpucloud.audit.models import audit_events
 from gpucloud.db import normalize_url, sqlite_path
-from gpucloud.idempotency.models import IdempotencyKey
-from gpucloud.owners.models import Owner
+from gpucloud.idempotency.models import idempotency_keys
+from gpucloud.owners.models import owners
 from gpucloud.pubkey import parse_public_key
-from gpucloud.ssh_keys.models import SSHKey
+from gpucloud.ssh_keys.models import ssh_keys
 from tests.support.api_keys import open_database
 from tests.support.bulk_keys import ed25519_public_line
 from tests.support.server import ServerProcess
@@ -280,29 +280,29 @@ async def _check(database_url: str, integrity: str | None) -> StoredState:
     async with open_database(database_url) as database, database.read() as conn:
         keys = await conn.fetch(
             select(
-                SSHKey.id,
-                SSHKey.owner_id,
-                SSHKey.name,
-                SSHKey.public_key,
-                SSHKey.key_type,
-                SSHKey.key_bits,
-                SSHKey.fingerprint_sha256,
-                SSHKey.fingerprint_md5,
-                SSHKey.is_default,
-                Owner.id.label("known"),
-            ).outerjoin(Owner, Owner.id == SSHKey.owner_id)
+                ssh_keys.c.id,
+                ssh_keys.c.owner_id,
+                ssh_keys.c.name,
+                ssh_keys.c.public_key,
+                ssh_keys.c.key_type,
+                ssh_keys.c.key_bits,
+                ssh_keys.c.fingerprint_sha256,
+                ssh_keys.c.fingerprint_md5,
+                ssh_keys.c.is_default,
+                owners.c.id.label("known"),
+            ).outerjoin(owners, owners.c.id == ssh_keys.c.owner_id)
         )
         creates = await conn.fetch(
-            select(AuditEvent.ssh_key_id, AuditEvent.owner_id, AuditEvent.fingerprint).where(
-                AuditEvent.action == "ssh_key.create"
-            )
+            select(
+                audit_events.c.ssh_key_id, audit_events.c.owner_id, audit_events.c.fingerprint
+            ).where(audit_events.c.action == "ssh_key.create")
         )
         remembered = await conn.fetch(
             select(
-                IdempotencyKey.owner_id,
-                IdempotencyKey.key,
-                IdempotencyKey.status,
-                IdempotencyKey.location,
+                idempotency_keys.c.owner_id,
+                idempotency_keys.c.key,
+                idempotency_keys.c.status,
+                idempotency_keys.c.location,
             )
         )
 

@@ -18,7 +18,7 @@ from sqlalchemy import update
 
 from gpucloud.api_keys import service as api_keys
 from gpucloud.app import GpuCloudApp
-from gpucloud.audit.models import AuditEvent
+from gpucloud.audit.models import audit_events
 from gpucloud.db import utcnow
 from tests.conftest import MakeAPIKey
 from tests.support.bulk_keys import ed25519_public_line
@@ -126,7 +126,7 @@ async def test_since_takes_a_duration_or_a_date(
     body = {"name": "old", "publicKey": ed25519_public_line()}
     old = (await call(client, "POST", PREFIX, alice, json=body)).json()
     async with app.state.services.database.write() as conn:
-        await conn.run(update(AuditEvent).values(at=utcnow() - dt.timedelta(days=3)))
+        await conn.run(update(audit_events).values(at=utcnow() - dt.timedelta(days=3)))
     body = {"name": "new", "publicKey": ed25519_public_line()}
     new = (await call(client, "POST", PREFIX, alice, json=body)).json()
     assert {e["sshKeyId"] for e in audit_json(run_cli)} == {None, old["_id"], new["_id"]}

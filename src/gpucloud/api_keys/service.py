@@ -14,7 +14,7 @@ from sqlalchemy import LargeBinary, String, bindparam, insert, or_, select, upda
 
 from gpucloud import durations
 from gpucloud.api_keys import secrets
-from gpucloud.api_keys.models import APIKey
+from gpucloud.api_keys.models import api_keys
 from gpucloud.audit import service as audit
 from gpucloud.audit.service import Actor
 from gpucloud.db import Database, Statement, Unit, new_id, utcnow
@@ -25,8 +25,8 @@ from gpucloud.errors import (
     NotFoundError,
     UnknownAPIKeyError,
 )
-from gpucloud.owners import service as owners
-from gpucloud.owners.models import Owner
+from gpucloud.owners import service as owner_service
+from gpucloud.owners.models import owners
 
 INVALID = "API key invalid"
 NOT_FOUND = "API key not found"
@@ -127,7 +127,7 @@ async def create(
     `client` is what the audit log records as the origin.
     """
     stored_scopes = " ".join(checked_scopes(scopes))
-    owner_id = await owners.get_or_create(unit, owner)
+    owner_id = await owner_service.get_or_create(unit, owner)
     secret = secrets.generate()
     now = utcnow()
     info = APIKeyInfo(
@@ -157,7 +157,7 @@ async def create(
     return secret, info
 
 
-_INSERT = Statement(insert(APIKey))
+_INSERT = Statement(insert(api_keys))
 _MINUTE = dt.timedelta(minutes=1)
 
 
@@ -175,22 +175,22 @@ class _Credential(NamedTuple):
 # and its owner's version, which validates the owner's cached answers (gpucloud.http.cache).
 _AUTHENTICATE = Statement(
     select(
-        APIKey.id.label("api_key_id"),
-        APIKey.owner_id,
-        Owner.version.label("owner_version"),
-        APIKey.expires_at,
-        APIKey.revoked_at,
-        APIKey.last_used_at,
-        APIKey.scopes,
+        api_keys.c.id.label("api_key_id"),
+        api_keys.c.owner_id,
+        owners.c.version.label("owner_version"),
+        api_keys.c.expires_at,
+        api_keys.c.revoked_at,
+        api_keys.c.last_used_at,
+        api_keys.c.scopes,
     )
-    .join(Owner, Owner.id == APIKey.owner_id)
-    .where(APIKey.secret_digest == bindparam("digest", type_=LargeBinary)),
+    .join(owners, owners.c.id == api_keys.c.owner_id)
+    .where(api_keys.c.secret_digest == bindparam("digest", type_=LargeBinary)),
     _Credential,
 )
 _RECORD_USE = Statement(
-    update(APIKey)
-    .where(APIKey.id == bindparam("b_api_key_id", type_=String))
-    .where(or_(APIKey.last_used_at.is_(None), APIKey.last_used_at < bindparam("minute")))
+    update(api_keys)
+    .where(api_keys.c.id == bindparam("b_api_key_id", type_=String))
+    .where(or_(api_keys.c.last_used_at.is_(None), api_keys.c.last_used_at < bindparam("minute")))
     .values(last_used_at=bindparam("minute"))
 )
 
@@ -229,23 +229,23 @@ async def record_use(unit: Unit, api_key_id: str, *, now: dt.datetime) -> None:
 
 
 _INFO_QUERY = select(
-    APIKey.id,
-    Owner.name.label("owner"),
-    APIKey.owner_id,
-    APIKey.prefix,
-    APIKey.created_at,
-    APIKey.expires_at,
-    APIKey.last_used_at,
-    APIKey.revoked_at,
-    APIKey.scopes,
-).join(Owner, Owner.id == APIKey.owner_id)
+    api_keys.c.id,
+    owners.c.name.label("owner"),
+    api_keys.c.owner_id,
+    api_keys.c.prefix,
+    api_keys.c.created_at,
+    api_keys.c.expires_at,
+    api_keys.c.last_used_at,
+    api_keys.c.revoked_at,
+    api_keys.c.scopes,
+).join(owners, owners.c.id == api_keys.c.owner_id)
 
 
 async def list_keys(unit: Unit, *, owner: str | None = None) -> list[APIKeyInfo]:
     """Every API key (or only `owner`'s), oldest first."""
-    query = _INFO_QUERY.order_by(APIKey.created_at, APIKey.id)
+    query = _INFO_QUERY.order_by(api_keys.c.created_at, api_keys.c.id)
     if owner is not None:
-        query = query.where(Owner.name == owner.strip())
+        query = query.where(owners.c.name == owner.strip())
     return await unit.fetch(Statement(query, APIKeyInfo))
 
 
@@ -253,9 +253,9 @@ async def find(unit: Unit, key: str) -> APIKeyInfo:
     """The key whose id (from `list`) or secret is `key`; raises NotFoundError."""
     key = key.strip()
     if secrets.is_well_formed(key):
-        condition = APIKey.secret_digest == secrets.digest(key)
+        condition = api_keys.c.secret_digest == secrets.digest(key)
     else:
-        condition = APIKey.id == key
+        condition = api_keys.c.id == key
     found = await unit.fetch_one(Statement(_INFO_QUERY.where(condition), APIKeyInfo))
     if found is None:
         raise NotFoundError("No API key has that id or secret; see `gpucloud api-keys list`")
@@ -277,10 +277,10 @@ async def revoke(unit: Unit, key: str, *, client: str = "cli") -> APIKeyInfo:
 
 
 _REVOKE = Statement(
-    update(APIKey).where(APIKey.id == bindparam("b_id")).values(revoked_at=bindparam("at"))
+    update(api_keys).where(api_keys.c.id == bindparam("b_id")).values(revoked_at=bindparam("at"))
 )
 _EXPIRE = Statement(
-    update(APIKey).where(APIKey.id == bindparam("b_id")).values(expires_at=bindparam("at"))
+    update(api_keys).where(api_keys.c.id == bindparam("b_id")).values(expires_at=bindparam("at"))
 )
 
 

@@ -1,32 +1,30 @@
-"""The audit_events table. No foreign key to ssh_keys: events outlive the keys."""
+"""The audit_events table: one change, an SSH key created, renamed, made default or
+deleted; an API key created, revoked or rotated. Never holds a secret.
+
+No foreign key to ssh_keys: events outlive the keys.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
+from sqlalchemy import Column, Index, String, Table
 
-from sqlalchemy import Index, String
-from sqlalchemy.orm import Mapped, mapped_column
+from gpucloud.db import UTCDateTime, metadata
 
-from gpucloud.db import Base, UTCDateTime
-
-
-class AuditEvent(Base):
-    """One change: an SSH key created, renamed, made default or deleted; an API key
-    created, revoked or rotated. Never holds a secret."""
-
-    __tablename__ = "audit_events"
-
-    id: Mapped[str] = mapped_column(String(24), primary_key=True)
-    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
-    owner_id: Mapped[str] = mapped_column(String(24))
-    action: Mapped[str] = mapped_column(String(32))
-    api_key_id: Mapped[str | None] = mapped_column(String(24))
-    ssh_key_id: Mapped[str | None] = mapped_column(String(24))
-    fingerprint: Mapped[str | None] = mapped_column(String(64))
-    name: Mapped[str | None] = mapped_column(String(128))
-    request_id: Mapped[str | None] = mapped_column(String(64))
-    client: Mapped[str | None] = mapped_column(String(64))
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", String(24), primary_key=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("owner_id", String(24), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("api_key_id", String(24)),
+    Column("ssh_key_id", String(24)),
+    Column("fingerprint", String(64)),
+    Column("name", String(128)),
+    Column("request_id", String(64)),
+    Column("client", String(64)),
     # Of an api_key.* event: the scopes of the API key it is about.
-    scopes: Mapped[str | None] = mapped_column(String(128))
-
-    __table_args__ = (Index(None, "owner_id", "at"), Index(None, "at"))
+    Column("scopes", String(128)),
+    Index(None, "owner_id", "at"),
+    Index(None, "at"),
+)

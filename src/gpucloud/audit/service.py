@@ -13,9 +13,9 @@ from typing import NamedTuple
 
 from sqlalchemy import insert, select
 
-from gpucloud.audit.models import AuditEvent
+from gpucloud.audit.models import audit_events
 from gpucloud.db import Statement, Unit, utcnow
-from gpucloud.owners.models import Owner
+from gpucloud.owners.models import owners
 
 
 class Actor(NamedTuple):  # built on every request: a tuple is cheapest
@@ -49,7 +49,7 @@ class AuditEntry(NamedTuple):
     scopes: str | None
 
 
-_INSERT = Statement(insert(AuditEvent))
+_INSERT = Statement(insert(audit_events))
 _sequence = itertools.count()
 
 
@@ -111,24 +111,24 @@ async def query(
     """Events, oldest first, optionally for one owner (by name) and since a time."""
     statement = (
         select(
-            AuditEvent.id,
-            AuditEvent.at,
-            Owner.name.label("owner"),
-            AuditEvent.action,
-            AuditEvent.api_key_id,
-            AuditEvent.ssh_key_id,
-            AuditEvent.fingerprint,
-            AuditEvent.name,
-            AuditEvent.request_id,
-            AuditEvent.client,
-            AuditEvent.scopes,
+            audit_events.c.id,
+            audit_events.c.at,
+            owners.c.name.label("owner"),
+            audit_events.c.action,
+            audit_events.c.api_key_id,
+            audit_events.c.ssh_key_id,
+            audit_events.c.fingerprint,
+            audit_events.c.name,
+            audit_events.c.request_id,
+            audit_events.c.client,
+            audit_events.c.scopes,
         )
-        .join(Owner, Owner.id == AuditEvent.owner_id)
-        .order_by(AuditEvent.at, AuditEvent.id)
+        .join(owners, owners.c.id == audit_events.c.owner_id)
+        .order_by(audit_events.c.at, audit_events.c.id)
         .limit(limit)
     )
     if owner is not None:
-        statement = statement.where(Owner.name == owner.strip())
+        statement = statement.where(owners.c.name == owner.strip())
     if since is not None:
-        statement = statement.where(AuditEvent.at >= since)
+        statement = statement.where(audit_events.c.at >= since)
     return await unit.fetch(Statement(statement, AuditEntry))

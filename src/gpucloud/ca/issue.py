@@ -17,11 +17,11 @@ from gpucloud.audit.service import Actor
 from gpucloud.ca.certificates import IssuedCertificate
 from gpucloud.ca.service import CertificateAuthority
 from gpucloud.db import Statement, Unit, utcnow
-from gpucloud.owners.models import Owner
+from gpucloud.owners.models import owners
 from gpucloud.ssh_keys import service as ssh_keys
 
 ACTION = "ssh_key.certify"
-_OWNER_NAME = Statement(select(Owner.name).where(Owner.id == bindparam("owner_id")))
+_OWNER_NAME = Statement(select(owners.c.name).where(owners.c.id == bindparam("owner_id")))
 
 
 def audit_summary(issued: IssuedCertificate) -> str:

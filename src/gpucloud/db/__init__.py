@@ -1,6 +1,6 @@
 """The database: SQLite or PostgreSQL, one way to run statements on both, and units of work.
 
-Modules: `schema` (base, timestamps, ids), `urls`, `statements` (a Core statement
+Modules: `schema` (the tables' metadata, timestamps, ids), `urls`, `statements` (a Core statement
 compiled once per database, records built by name), `databases` (the units of work).
 """
 
@@ -12,13 +12,12 @@ from gpucloud.db.databases import (
     Unit,
     create_database,
 )
-from gpucloud.db.schema import NAMING_CONVENTION, Base, UTCDateTime, new_id, utcnow
+from gpucloud.db.schema import NAMING_CONVENTION, UTCDateTime, metadata, new_id, utcnow
 from gpucloud.db.statements import Statement, StatementError
 from gpucloud.db.urls import describe, normalize_url, sqlite_path
 
 __all__ = [
     "NAMING_CONVENTION",
-    "Base",
     "Database",
     "IntegrityError",
     "PostgresDatabase",
@@ -29,6 +28,7 @@ __all__ = [
     "Unit",
     "create_database",
     "describe",
+    "metadata",
     "new_id",
     "normalize_url",
     "sqlite_path",

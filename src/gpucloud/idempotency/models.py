@@ -1,24 +1,22 @@
-"""The idempotency_keys table: the first answer to each (owner, key), kept for 24 hours."""
+"""The idempotency_keys table: the first answer to each (owner, key), kept for 24 hours.
+
+A row holds a create request's key, the digest of its body, and the answer it got.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
+from sqlalchemy import Column, ForeignKey, Integer, LargeBinary, String, Table
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String
-from sqlalchemy.orm import Mapped, mapped_column
+from gpucloud.db import UTCDateTime, metadata
 
-from gpucloud.db import Base, UTCDateTime
-
-
-class IdempotencyKey(Base):
-    """A create request's key, the digest of its body, and the answer it got."""
-
-    __tablename__ = "idempotency_keys"
-
-    owner_id: Mapped[str] = mapped_column(String(24), ForeignKey("owners.id"), primary_key=True)
-    key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    request_digest: Mapped[bytes] = mapped_column(LargeBinary(32))
-    status: Mapped[int] = mapped_column(Integer)
-    response_body: Mapped[bytes] = mapped_column(LargeBinary)
-    location: Mapped[str | None] = mapped_column(String(255))
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("owner_id", String(24), ForeignKey("owners.id"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_digest", LargeBinary(32), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("response_body", LargeBinary, nullable=False),
+    Column("location", String(255)),
+    Column("created_at", UTCDateTime(), nullable=False),
+)

@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, delete, insert, select
 
 from gpucloud.db import Statement, Unit, utcnow
 from gpucloud.errors import ConflictError, FieldProblem, InvalidInputError
-from gpucloud.idempotency.models import IdempotencyKey
+from gpucloud.idempotency.models import idempotency_keys
 from gpucloud.owners import service as owners
 
 HEADER = "Idempotency-Key"
@@ -66,27 +66,27 @@ class _Stored(NamedTuple):
 
 
 _THIS_KEY = (
-    IdempotencyKey.owner_id == bindparam("b_owner_id"),
-    IdempotencyKey.key == bindparam("b_key"),
+    idempotency_keys.c.owner_id == bindparam("b_owner_id"),
+    idempotency_keys.c.key == bindparam("b_key"),
 )
 _FIND = Statement(
     select(
-        IdempotencyKey.request_digest,
-        IdempotencyKey.status,
-        IdempotencyKey.response_body,
-        IdempotencyKey.location,
-        IdempotencyKey.created_at,
+        idempotency_keys.c.request_digest,
+        idempotency_keys.c.status,
+        idempotency_keys.c.response_body,
+        idempotency_keys.c.location,
+        idempotency_keys.c.created_at,
     ).where(*_THIS_KEY),
     _Stored,
 )
-_FORGET = Statement(delete(IdempotencyKey).where(*_THIS_KEY))
+_FORGET = Statement(delete(idempotency_keys).where(*_THIS_KEY))
 _FORGET_EXPIRED = Statement(
-    delete(IdempotencyKey).where(
-        IdempotencyKey.owner_id == bindparam("b_owner_id"),
-        IdempotencyKey.created_at <= bindparam("before"),
+    delete(idempotency_keys).where(
+        idempotency_keys.c.owner_id == bindparam("b_owner_id"),
+        idempotency_keys.c.created_at <= bindparam("before"),
     )
 )
-_INSERT = Statement(insert(IdempotencyKey))
+_INSERT = Statement(insert(idempotency_keys))
 
 
 async def replay(unit: Unit, owner_id: str, request: IdempotentRequest) -> StoredAnswer | None:

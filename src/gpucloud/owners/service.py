@@ -6,13 +6,13 @@ from sqlalchemy import bindparam, insert, select
 
 from gpucloud.db import Statement, Unit, new_id, utcnow
 from gpucloud.errors import InvalidInputError
-from gpucloud.owners.models import Owner
+from gpucloud.owners.models import owners
 
-_ID_OF_NAME = Statement(select(Owner.id).where(Owner.name == bindparam("name")))
-_INSERT = Statement(insert(Owner))
+_ID_OF_NAME = Statement(select(owners.c.id).where(owners.c.name == bindparam("name")))
+_INSERT = Statement(insert(owners))
 # FOR UPDATE on PostgreSQL; SQLite has no row locks and the clause is left out.
 _LOCK = Statement(
-    select(Owner.key_count).where(Owner.id == bindparam("owner_id")).with_for_update()
+    select(owners.c.key_count).where(owners.c.id == bindparam("owner_id")).with_for_update()
 )
 
 

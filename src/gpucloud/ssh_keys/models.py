@@ -1,4 +1,4 @@
-"""The ssh_keys table.
+"""The ssh_keys table: one public key an owner has registered.
 
 Every index leads with owner_id: each lookup the API does is within one owner, and a
 table sharded by owner (Citus) needs its unique indexes to include the shard key. The
@@ -7,57 +7,51 @@ primary key is (owner_id, id) for the same reason.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from sqlalchemy import (
     Boolean,
+    Column,
     ForeignKey,
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
 
-from gpucloud.db import Base, UTCDateTime
+from gpucloud.db import UTCDateTime, metadata
 
-
-class SSHKey(Base):
-    """One public key an owner has registered."""
-
-    __tablename__ = "ssh_keys"
-
-    owner_id: Mapped[str] = mapped_column(String(24), ForeignKey("owners.id"), primary_key=True)
-    id: Mapped[str] = mapped_column(String(24), primary_key=True)
-    name: Mapped[str] = mapped_column(String(128))
-    public_key: Mapped[str] = mapped_column(Text)
-    key_type: Mapped[str] = mapped_column(String(64))
-    key_bits: Mapped[int] = mapped_column(Integer)
-    fingerprint_sha256: Mapped[str] = mapped_column(String(64))
-    fingerprint_md5: Mapped[str] = mapped_column(String(64))
-    is_default: Mapped[bool] = mapped_column(Boolean)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+ssh_keys = Table(
+    "ssh_keys",
+    metadata,
+    Column("owner_id", String(24), ForeignKey("owners.id"), primary_key=True),
+    Column("id", String(24), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("public_key", Text, nullable=False),
+    Column("key_type", String(64), nullable=False),
+    Column("key_bits", Integer, nullable=False),
+    Column("fingerprint_sha256", String(64), nullable=False),
+    Column("fingerprint_md5", String(64), nullable=False),
+    Column("is_default", Boolean, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
     # After it, the key is listed but never served to an SSH server (SPEC 9).
-    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    Column("expires_at", UTCDateTime()),
     # The last minute the key was handed to an SSH server or certified.
-    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-
-    __table_args__ = (
-        # The listing order: oldest first, ties by id.
-        Index(None, "owner_id", "created_at", "id"),
-        # One registration of a public key, and of a name, per owner.
-        UniqueConstraint("owner_id", "fingerprint_sha256"),
-        UniqueConstraint("owner_id", "name"),
-        Index(None, "owner_id", "fingerprint_md5"),
-        # The invariant's "at most one default per owner", enforced by the database.
-        Index(
-            "uq_ssh_keys_one_default_per_owner",
-            "owner_id",
-            unique=True,
-            sqlite_where=text("is_default"),
-            postgresql_where=text("is_default"),
-        ),
-    )
+    Column("last_used_at", UTCDateTime()),
+    # The listing order: oldest first, ties by id.
+    Index(None, "owner_id", "created_at", "id"),
+    # One registration of a public key, and of a name, per owner.
+    UniqueConstraint("owner_id", "fingerprint_sha256"),
+    UniqueConstraint("owner_id", "name"),
+    Index(None, "owner_id", "fingerprint_md5"),
+    # The invariant's "at most one default per owner", enforced by the database.
+    Index(
+        "uq_ssh_keys_one_default_per_owner",
+        "owner_id",
+        unique=True,
+        sqlite_where=text("is_default"),
+        postgresql_where=text("is_default"),
+    ),
+)

@@ -33,9 +33,9 @@ from gpucloud.audit import service as audit
 from gpucloud.audit.service import Actor
 from gpucloud.db import Database, IntegrityError, Statement, Unit, new_id, utcnow
 from gpucloud.errors import ConflictError, FieldProblem, InvalidInputError, NotFoundError
-from gpucloud.owners import service as owners
-from gpucloud.owners.models import Owner
-from gpucloud.ssh_keys.models import SSHKey
+from gpucloud.owners import service as owner_service
+from gpucloud.owners.models import owners
+from gpucloud.ssh_keys.models import ssh_keys
 from gpucloud.wire import parse_timestamp
 
 NAME_MAX_CHARS = 128
@@ -87,40 +87,42 @@ class _Taken(NamedTuple):
     fingerprint_sha256: str
 
 
-_SELECT = select(*(getattr(SSHKey, field) for field in SSHKeyRecord._fields))
+_SELECT = select(*(ssh_keys.c[field] for field in SSHKeyRecord._fields))
 _OWNER_ID = bindparam("owner_id", type_=String)
 _KEY_ID = bindparam("key_id", type_=String)
-_OWNED = _SELECT.where(SSHKey.owner_id == _OWNER_ID)
-_OLDEST_FIRST = (SSHKey.created_at, SSHKey.id)
+_OWNED = _SELECT.where(ssh_keys.c.owner_id == _OWNER_ID)
+_OLDEST_FIRST = (ssh_keys.c.created_at, ssh_keys.c.id)
 _LIST = Statement(_OWNED.order_by(*_OLDEST_FIRST), SSHKeyRecord)
-_VERSION = Statement(select(Owner.version).where(Owner.id == _OWNER_ID))
-_GET = Statement(_OWNED.where(SSHKey.id == _KEY_ID), SSHKeyRecord)
+_VERSION = Statement(select(owners.c.version).where(owners.c.id == _OWNER_ID))
+_GET = Statement(_OWNED.where(ssh_keys.c.id == _KEY_ID), SSHKeyRecord)
 _NEWEST = Statement(
-    _OWNED.order_by(SSHKey.created_at.desc(), SSHKey.id.desc()).limit(1), SSHKeyRecord
+    _OWNED.order_by(ssh_keys.c.created_at.desc(), ssh_keys.c.id.desc()).limit(1), SSHKeyRecord
 )
 # A key registered twice, or a name taken: one statement answers both questions.
 _TAKEN = Statement(
-    select(SSHKey.name, SSHKey.fingerprint_sha256).where(
-        SSHKey.owner_id == _OWNER_ID,
-        (SSHKey.fingerprint_sha256 == bindparam("fingerprint"))
-        | (SSHKey.name == bindparam("name")),
+    select(ssh_keys.c.name, ssh_keys.c.fingerprint_sha256).where(
+        ssh_keys.c.owner_id == _OWNER_ID,
+        (ssh_keys.c.fingerprint_sha256 == bindparam("fingerprint"))
+        | (ssh_keys.c.name == bindparam("name")),
     ),
     _Taken,
 )
 _BY_FINGERPRINT = Statement(
-    _OWNED.where(SSHKey.fingerprint_sha256 == bindparam("fingerprint")), SSHKeyRecord
+    _OWNED.where(ssh_keys.c.fingerprint_sha256 == bindparam("fingerprint")), SSHKeyRecord
 )
 _NAME_TAKEN = Statement(
-    select(SSHKey.id).where(SSHKey.owner_id == _OWNER_ID, SSHKey.name == bindparam("name"))
+    select(ssh_keys.c.id).where(
+        ssh_keys.c.owner_id == _OWNER_ID, ssh_keys.c.name == bindparam("name")
+    )
 )
-_INSERT = Statement(insert(SSHKey))
+_INSERT = Statement(insert(ssh_keys))
 # UPDATE and DELETE may not name a parameter like a column they set: hence "b_".
 _THIS_KEY = and_(
-    SSHKey.owner_id == bindparam("b_owner_id", type_=String),
-    SSHKey.id == bindparam("b_key_id", type_=String),
+    ssh_keys.c.owner_id == bindparam("b_owner_id", type_=String),
+    ssh_keys.c.id == bindparam("b_key_id", type_=String),
 )
 _UPDATE = Statement(
-    update(SSHKey)
+    update(ssh_keys)
     .where(_THIS_KEY)
     .values(
         name=bindparam("b_name"),
@@ -129,7 +131,7 @@ _UPDATE = Statement(
     )
 )
 _SET_DEFAULT = Statement(
-    update(SSHKey).where(_THIS_KEY).values(is_default=True, updated_at=bindparam("at"))
+    update(ssh_keys).where(_THIS_KEY).values(is_default=True, updated_at=bindparam("at"))
 )
 
 
@@ -144,30 +146,30 @@ class _Named(NamedTuple):
 # make_default's two statements: clear the default unless it is this key, then make this
 # key the default unless it already is, returning what the audit trail needs.
 _CLEAR_OTHER_DEFAULT = Statement(
-    update(SSHKey)
+    update(ssh_keys)
     .where(
-        SSHKey.owner_id == bindparam("b_owner_id", type_=String),
+        ssh_keys.c.owner_id == bindparam("b_owner_id", type_=String),
         # Written as the partial index uq_ssh_keys_one_default_per_owner writes its own
         # condition: SQLite uses that index only for a matching term, and SQLAlchemy
         # would render the column as "is_default = 1" (a scan of all the owner's keys).
         text("is_default"),
-        SSHKey.id != bindparam("b_key_id", type_=String),
+        ssh_keys.c.id != bindparam("b_key_id", type_=String),
     )
     .values(is_default=False, updated_at=bindparam("at"))
 )
 _MAKE_DEFAULT = Statement(
-    update(SSHKey)
+    update(ssh_keys)
     .where(_THIS_KEY, text("NOT is_default"))
     .values(is_default=True, updated_at=bindparam("at"))
-    .returning(SSHKey.id, SSHKey.name, SSHKey.fingerprint_sha256),
+    .returning(ssh_keys.c.id, ssh_keys.c.name, ssh_keys.c.fingerprint_sha256),
     _Named,
 )
-_DELETE = Statement(delete(SSHKey).where(_THIS_KEY))
+_DELETE = Statement(delete(ssh_keys).where(_THIS_KEY))
 # Only when the stored minute differs: a second login in the same minute writes nothing.
 _RECORD_USE = Statement(
-    update(SSHKey)
+    update(ssh_keys)
     .where(_THIS_KEY)
-    .where(or_(SSHKey.last_used_at.is_(None), SSHKey.last_used_at != bindparam("minute")))
+    .where(or_(ssh_keys.c.last_used_at.is_(None), ssh_keys.c.last_used_at != bindparam("minute")))
     .values(last_used_at=bindparam("minute"))
 )
 
@@ -236,7 +238,7 @@ async def create(unit: Unit, actor: Actor, new: NewSSHKey, *, max_keys: int) -> 
     same public key (checked first) or the same name is already registered by this owner.
     """
     owner_id = actor.owner_id
-    count = await owners.lock_and_count(unit, owner_id)
+    count = await owner_service.lock_and_count(unit, owner_id)
     if count >= max_keys:
         raise InvalidInputError(
             f"You have reached the limit of {max_keys} SSH keys; "
@@ -307,7 +309,7 @@ async def find_keys(
     if fingerprint is not None:
         conditions.append(_fingerprint_condition(fingerprint))
     if name is not None:
-        conditions.append(SSHKey.name == name)
+        conditions.append(ssh_keys.c.name == name)
     query = _OWNED.where(*conditions).order_by(*_OLDEST_FIRST)
     return await unit.fetch(Statement(query, SSHKeyRecord), {"owner_id": owner_id})
 
@@ -355,7 +357,7 @@ async def update_key(
     Raises NotFoundError, or ConflictError when another key has that name.
     """
     owner_id = actor.owner_id
-    await owners.lock(unit, owner_id)
+    await owner_service.lock(unit, owner_id)
     record = await get(unit, owner_id, key_id)
     new_name = record.name if isinstance(name, _Keep) else name
     new_expiry = record.expires_at if isinstance(expires_at, _Keep) else expires_at
@@ -400,7 +402,7 @@ async def make_default(unit: Unit, actor: Actor, key_id: str) -> None:
     owner_id = actor.owner_id
     if _ID.fullmatch(key_id) is None:
         raise NotFoundError(NOT_FOUND)
-    await owners.lock(unit, owner_id)
+    await owner_service.lock(unit, owner_id)
     now = utcnow()
     # Two statements, clear then set: a unique index is checked row by row, so one
     # statement flipping both rows could see two defaults half-way.
@@ -421,7 +423,7 @@ async def delete_key(unit: Unit, actor: Actor, key_id: str) -> SSHKeyRecord:
     Returns the deleted key. Raises NotFoundError.
     """
     owner_id = actor.owner_id
-    await owners.lock(unit, owner_id)
+    await owner_service.lock(unit, owner_id)
     record = await get(unit, owner_id, key_id)
     await unit.run(_DELETE, {"b_owner_id": owner_id, "b_key_id": key_id})
     now = utcnow()
@@ -474,7 +476,7 @@ async def record_use(unit: Unit, owner_id: str, key_id: str, now: dt.datetime) -
     update the owner's row), and taking the owner before the key, as every writer does,
     keeps two transactions from waiting on each other.
     """
-    await owners.lock(unit, owner_id)
+    await owner_service.lock(unit, owner_id)
     params = {"b_owner_id": owner_id, "b_key_id": key_id, "minute": use_minute(now)}
     return await unit.run(_RECORD_USE, params) > 0
 
@@ -500,8 +502,8 @@ def _name_taken(name: str) -> ConflictError:
 def _fingerprint_condition(fingerprint: str) -> ColumnElement[bool]:
     kind, _, value = fingerprint.partition(":")
     if kind == "SHA256" and value:
-        return SSHKey.fingerprint_sha256 == fingerprint
+        return ssh_keys.c.fingerprint_sha256 == fingerprint
     if kind == "MD5" and value:
-        return SSHKey.fingerprint_md5 == f"MD5:{value.lower()}"
+        return ssh_keys.c.fingerprint_md5 == f"MD5:{value.lower()}"
     problem = "fingerprint must be a full SHA256:… or MD5:… fingerprint, as ssh-keygen -l prints"
     raise InvalidInputError(problem, details=[FieldProblem("fingerprint", problem)])
