@@ -76,7 +76,7 @@ def settings(database_url: str) -> Settings:
 async def app(settings: Settings) -> AsyncIterator[GpuCloudApp]:
     application = create_app(settings)
     yield application
-    await application.state.services.database.dispose()
+    await application.services.database.dispose()
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def make_api_key(app: GpuCloudApp) -> MakeAPIKey:
         expires_in: dt.timedelta | None = None,
         scopes: tuple[str, ...] = ("ssh-keys",),
     ) -> str:
-        async with app.state.services.database.write() as conn:
+        async with app.services.database.write() as conn:
             secret, _ = await api_keys.create(
                 conn, owner=owner, expires_in=expires_in, scopes=scopes
             )

@@ -90,7 +90,7 @@ async def test_every_client_method_is_a_route_of_the_served_openapi_document(
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         document = (await http.get("/openapi.json")).json()
-    await app.state.services.database.dispose()
+    await app.services.database.dispose()
 
     assert _api_methods(Client) - COMPOSED == set(ENDPOINTS)
     served = {

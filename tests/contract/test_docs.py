@@ -33,7 +33,7 @@ async def _served_operations(tmp_path: Path) -> set[tuple[str, str]]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         document: dict[str, Any] = (await http.get("/openapi.json")).json()
-    await app.state.services.database.dispose()
+    await app.services.database.dispose()
     return {(method.upper(), path) for path, item in document["paths"].items() for method in item}
 
 

@@ -161,6 +161,9 @@ def test_the_same_service_operations_leave_the_same_rows_on_both_databases(
                 async with database.write() as unit:
                     new = service.prepare(f"key {i}", line)
                     ids.append((await service.create(unit, actor, new, max_keys=10)).id)
+                # Keys created in one millisecond are listed by their (random) ids: a
+                # later millisecond for each keeps the listing in creation order.
+                await asyncio.sleep(0.002)
             async with database.write() as unit:
                 await service.rename(unit, actor, ids[1], "renamed")
                 await service.make_default(unit, actor, ids[3])

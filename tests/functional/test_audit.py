@@ -28,18 +28,18 @@ CLIENT = "127.0.0.1"
 
 
 async def events(app: GpuCloudApp, owner: str | None = None) -> list[audit.AuditEntry]:
-    async with app.state.services.database.read() as conn:
+    async with app.services.database.read() as conn:
         return await audit.query(conn, owner=owner)
 
 
 async def api_key_id(app: GpuCloudApp, secret: str) -> str:
-    async with app.state.services.database.read() as conn:
+    async with app.services.database.read() as conn:
         return (await api_keys.find(conn, secret)).id
 
 
 async def raw_rows(app: GpuCloudApp) -> str:
     """Every column of every audit row, as text."""
-    async with app.state.services.database.read() as conn:
+    async with app.services.database.read() as conn:
         return repr(await conn.fetch(select(audit_events)))
 
 
@@ -154,7 +154,7 @@ async def test_api_key_creation_and_revocation_are_recorded_without_the_secret(
     """If an API key is created and revoked, then both are recorded with the key's id, and no
     audit row holds the secret or any part of it beyond the displayed prefix."""
     secret = await make_api_key("carol", expires_in=dt.timedelta(days=90))
-    async with app.state.services.database.write() as conn:
+    async with app.services.database.write() as conn:
         revoked = await api_keys.revoke(conn, secret)
     logged = [(e.action, e.api_key_id, e.client) for e in await events(app, "carol")]
     assert logged == [

@@ -145,7 +145,7 @@ async def test_a_revoked_api_key_is_a_403_on_every_endpoint_at_once(
 ) -> None:
     """If an API key that just worked is revoked, then its very next request on any endpoint is a 403."""
     assert await list_keys(client, situation.alice) == situation.keys
-    async with app.state.services.database.write() as conn:
+    async with app.services.database.write() as conn:
         await api_keys.revoke(conn, situation.alice)
     for endpoint in ENDPOINTS:
         with subtests.test(endpoint.label):
@@ -352,7 +352,7 @@ async def test_the_database_never_stores_the_secret(
     """If an API key is created and used, then no stored row of any table contains its secret."""
     secret_part = situation.alice[4:]
     dumped: list[str] = []
-    async with app.state.services.database.read() as conn:
+    async with app.services.database.read() as conn:
         for table in metadata.sorted_tables:
             rows = await conn.fetch(select(table))
             dumped.extend(repr(tuple(row)) for row in rows)

@@ -233,7 +233,7 @@ async def test_each_certificate_is_an_audit_event_with_its_serial_and_validity(
     the key, the serial and the validity."""
     key = await create_key(client, alice, "laptop", ed25519_keys[0].public_text)
     body = (await certify(client, alice, key["_id"], {"validFor": "1h"})).json()
-    async with app.state.services.database.read() as unit:
+    async with app.services.database.read() as unit:
         events = [e for e in await audit.query(unit, owner="alice") if "certify" in e.action]
     assert len(events) == 1
     event = events[0]
@@ -254,7 +254,7 @@ async def test_a_server_without_a_ca_answers_501_never_500(
     try:
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            async with application.state.services.database.write() as unit:
+            async with application.services.database.write() as unit:
                 secret, _ = await api_keys.create(unit, owner="carol")
             key = await create_key(c, secret, "laptop", ed25519_keys[0].public_text)
             for response in (await c.get(TRUST_LIST), await certify(c, secret, key["_id"])):
@@ -262,7 +262,7 @@ async def test_a_server_without_a_ca_answers_501_never_500(
                 assert "does not issue SSH certificates" in error["message"]
                 assert "Retry-After" not in response.headers
     finally:
-        await application.state.services.database.dispose()
+        await application.services.database.dispose()
 
 
 async def test_an_unusable_key_file_answers_503_without_naming_it(
@@ -309,7 +309,7 @@ async def test_the_openapi_document_lists_both_operations_with_their_statuses(
 
 async def _set_expiry(app: GpuCloudApp, key_id: str, expires_at: dt.datetime) -> None:
     # Set in the database: the API refuses an expiresAt that is not in the future.
-    async with app.state.services.database.write() as unit:
+    async with app.services.database.write() as unit:
         await unit.run(
             Statement(
                 update(ssh_keys)
@@ -321,7 +321,7 @@ async def _set_expiry(app: GpuCloudApp, key_id: str, expires_at: dt.datetime) ->
 
 
 async def _stored(app: GpuCloudApp, key_id: str) -> SSHKeyRecord:
-    async with app.state.services.database.read() as unit:
+    async with app.services.database.read() as unit:
         record = await unit.fetch_one(
             Statement(
                 select(*(ssh_keys.c[f] for f in SSHKeyRecord._fields)).where(
@@ -344,7 +344,7 @@ async def test_an_expired_key_is_a_400_and_gets_no_certificate(
     await _set_expiry(app, key["_id"], dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
     error = assert_error(await certify(client, alice, key["_id"]), 400)
     assert "has expired" in error["message"] and "expiresAt" in error["message"]
-    async with app.state.services.database.read() as unit:
+    async with app.services.database.read() as unit:
         events = await audit.query(unit, owner="alice")
     assert not [e for e in events if e.action == "ssh_key.certify"]
 

@@ -313,7 +313,7 @@ async def test_readyz_is_a_503_when_the_database_is_unreachable() -> None:
             response = await client.get("/readyz")
             health = await client.get("/healthz")
     finally:
-        await app.state.services.database.dispose()
+        await app.services.database.dispose()
     assert_error(response, 503)
     assert "postgresql://" not in response.text
     assert health.status_code == 200

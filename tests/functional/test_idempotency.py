@@ -40,7 +40,7 @@ def new_body(name: str = "laptop") -> dict[str, Any]:
 
 async def age_stored_answers(app: GpuCloudApp, age: dt.timedelta) -> None:
     """Make every stored answer look `age` old."""
-    async with app.state.services.database.write() as conn:
+    async with app.services.database.write() as conn:
         await conn.run(update(idempotency_keys).values(created_at=utcnow() - age))
 
 

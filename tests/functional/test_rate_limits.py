@@ -37,7 +37,7 @@ async def limited_app(database_url: str, **limits: Any) -> AsyncIterator[GpuClou
     try:
         yield app
     finally:
-        await app.state.services.database.dispose()
+        await app.services.database.dispose()
 
 
 @asynccontextmanager

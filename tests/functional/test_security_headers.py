@@ -131,7 +131,7 @@ async def cors_client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
             yield c
     finally:
-        await app.state.services.database.dispose()
+        await app.services.database.dispose()
 
 
 def preflight(origin: str) -> dict[str, str]:

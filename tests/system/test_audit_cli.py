@@ -125,7 +125,7 @@ async def test_since_takes_a_duration_or_a_date(
     alice = await make_api_key("alice")
     body = {"name": "old", "publicKey": ed25519_public_line()}
     old = (await call(client, "POST", PREFIX, alice, json=body)).json()
-    async with app.state.services.database.write() as conn:
+    async with app.services.database.write() as conn:
         await conn.run(update(audit_events).values(at=utcnow() - dt.timedelta(days=3)))
     body = {"name": "new", "publicKey": ed25519_public_line()}
     new = (await call(client, "POST", PREFIX, alice, json=body)).json()
@@ -205,7 +205,7 @@ async def test_rotating_a_revoked_key_fails_and_prints_no_secret(
     """If a revoked key is rotated, then the command exits 1 with a message that says so and
     stdout holds no secret."""
     secret = await make_api_key("alice")
-    async with app.state.services.database.write() as conn:
+    async with app.services.database.write() as conn:
         await api_keys.revoke(conn, secret)
     result = run_cli("api-keys", "rotate", secret, check=False)
     assert result.returncode == 1, result

@@ -21,7 +21,7 @@ async def testing_app(settings: Settings) -> AsyncIterator[GpuCloudApp]:
     """The app as `gpucloud serve --ephemeral` builds it, on this test's database."""
     application = create_app(settings, testing=Harness(TOKEN))
     yield application
-    await application.state.services.database.dispose()
+    await application.services.database.dispose()
 
 
 @pytest.fixture

@@ -73,7 +73,7 @@ async def test_a_reset_deletes_every_row_of_every_table(
         json={"name": "laptop", "publicKey": public_key},
     )
     assert created.status_code == 201
-    database = testing_app.state.services.database
+    database = testing_app.services.database
     tables = metadata.sorted_tables
     async with database.read() as unit:
         counts = [
@@ -117,7 +117,7 @@ async def test_a_reset_forgets_waiting_faults_and_rate_limit_counts(
             assert listed.status_code == 200
             assert (await client.get("/readyz")).status_code == 200
     finally:
-        await app.state.services.database.dispose()
+        await app.services.database.dispose()
 
 
 async def test_a_new_api_key_belongs_to_a_new_owner_unless_one_is_named(
@@ -211,7 +211,7 @@ async def test_the_openapi_document_of_a_test_server_is_the_usual_one(
         assert testing_app.state.openapi == usual.state.openapi
         assert b"_gpucloud" not in usual.state.openapi
     finally:
-        await usual.state.services.database.dispose()
+        await usual.services.database.dispose()
 
 
 def test_the_fixture_object_has_the_surface_of_spec_12() -> None:

@@ -55,11 +55,11 @@ class Harness:
         """Drop what the process holds besides the database: waiting faults, rate-limit
         counts, cached answers."""
         self.faults.clear()
-        context: Services = request.app.state.services
+        context: Services = request.app.services
         if context.settings.redis_url is None:  # counts kept in Redis are shared: left alone
             limiter = RateLimiter(context.settings, context.metrics)
         else:
             limiter = context.limiter
-        request.app.state.services = dataclasses.replace(
+        request.app.services = dataclasses.replace(
             context, limiter=limiter, bodies=BodyCache(context.settings.response_cache_bytes)
         )

@@ -43,5 +43,5 @@ def header(request: Request, name: bytes) -> str | None:
 
 def services(request: Request) -> Services:
     """The services of the app serving `request` (set by gpucloud.app.create_app)."""
-    found: Services = request.app.state.services
+    found: Services = request.scope["app"].services
     return found
