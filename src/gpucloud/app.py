@@ -115,6 +115,7 @@ def create_app(settings: Settings, *, testing: Harness | None = None) -> GpuClou
             if publisher is not None:
                 publisher.cancel()
                 metrics.publish()
+            logs.access_log.flush()
             await database.dispose()
 
     declared = operations()

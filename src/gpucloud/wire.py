@@ -10,22 +10,22 @@ from functools import lru_cache
 def iso_timestamp(value: dt.datetime | None = None) -> str:
     """`YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC (now when `value` is None)."""
     if value is None:
-        return _now()
+        return epoch_timestamp(time.time())
     return _format_stored(value)
 
 
 _second: tuple[int, str] = (0, "")
 
 
-def _now() -> str:
-    # Every request logs the time: the part up to the second is formatted once a second,
+def epoch_timestamp(epoch: float) -> str:
+    """`iso_timestamp` of a `time.time()` value."""
+    # Every request logs its time: the part up to the second is formatted once a second,
     # and only the milliseconds each time (truncated, as isoformat truncates).
     global _second
-    now = time.time()
-    whole = int(now)
+    whole = int(epoch)
     if whole != _second[0]:
         _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
-    return f"{_second[1]}.{int((now - whole) * 1000):03d}Z"
+    return f"{_second[1]}.{int((epoch - whole) * 1000):03d}Z"
 
 
 def _format(value: dt.datetime) -> str:

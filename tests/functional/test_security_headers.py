@@ -8,6 +8,7 @@ the run when a secret leaks anywhere, does catch a planted leak.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -334,6 +335,7 @@ async def test_the_secret_audit_watches_this_run(
     before = dict(audit.scanned)
     logging.getLogger("gpucloud.test").info("a record the audit must see")
     assert_error(await client.get(PREFIX), 403)
+    await asyncio.sleep(0)  # the access log writes its lines at the event loop's next turn
     assert alice in audit.secrets
     for kind in ("error bodies", "access log lines"):
         assert audit.scanned[kind] == before.get(kind, 0) + 1, kind

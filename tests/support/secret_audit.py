@@ -519,10 +519,11 @@ class _AccessLogStream:
     def __init__(self, audit: SecretAudit) -> None:
         self.audit = audit
 
-    def write(self, line: bytes) -> int:
-        text = line.decode("utf-8", "replace")
-        self.audit.scan(text, "access log line of the app in process", kind="access log lines")
-        return len(line)
+    def write(self, data: bytes) -> int:
+        # The access log writes the lines of one turn of the event loop at once.
+        for line in bytes(data).decode("utf-8", "replace").splitlines():
+            self.audit.scan(line, "access log line of the app in process", kind="access log lines")
+        return len(data)
 
     def flush(self) -> None:
         pass

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gpucloud.http import errors
-from gpucloud.ops.logs import access_log
+from gpucloud.ops.logs import Access, access_log
 from gpucloud.ops.metrics import Metrics
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -81,20 +81,18 @@ class RequestContextMiddleware:
             method = scope["method"]
             self.metrics.observe(method, route, status, elapsed)
             if access_log.enabled:
-                path = scope["path"]
                 client = scope.get("client")
-                access_log.write(
-                    {
-                        "msg": f"{method} {path} {status}",
-                        "request_id": request_id,
-                        "method": method,
-                        "path": path,
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 3),
-                        "client": client[0] if client else "-",
-                        "api_key_id": state.get("api_key_id"),
-                    }
+                access_log.record(
+                    Access(
+                        request_id,
+                        method,
+                        scope["path"],
+                        route,
+                        status,
+                        elapsed,
+                        client[0] if client else "-",
+                        state.get("api_key_id"),
+                    )
                 )
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import sys
-from typing import Any, BinaryIO
+import time
+from typing import Any, BinaryIO, NamedTuple
 
 import orjson
 
-from gpucloud.wire import iso_timestamp
+from gpucloud.wire import epoch_timestamp, iso_timestamp
 
 # Attributes every LogRecord has; anything else passed in `extra=` is a field of ours.
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
@@ -33,39 +35,91 @@ class JSONFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+class Access(NamedTuple):
+    """What the access log says of one answered request (never a secret)."""
+
+    request_id: str
+    method: str
+    path: str  # without the query string, which may hold what a user pasted by mistake
+    route: str
+    status: int
+    seconds: float
+    client: str
+    api_key_id: str | None
+
+
 class AccessLog:
     """The access log: one line per request, in the format of the other logs.
 
     Written straight to stderr's bytes rather than through `logging`, whose record,
     locks, handler and formatter cost several times the whole line (docs/decisions.md
-    D22). It is off until `configure()` turns it on (at level INFO or below).
+    D22). A request only records its `Access`; the lines of all the requests answered in
+    one turn of the event loop are formatted and written together at the start of its
+    next turn, before the loop waits for anything (D56). It is off until `configure()`
+    turns it on (at level INFO or below).
     """
 
     def __init__(self) -> None:
         self.enabled = False
         self._json = True
         self._stream: BinaryIO = sys.stderr.buffer
+        # (time.time(), access) of the requests not written yet, and their event loop.
+        self._pending: list[tuple[float, Access]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def setup(self, *, enabled: bool, json_lines: bool, stream: BinaryIO) -> None:
+        self.flush()
         self.enabled = enabled
         self._json = json_lines
         self._stream = stream
 
-    def write(self, entry: dict[str, Any]) -> None:
-        """Log one request; `entry` holds its fields (never a secret)."""
+    def record(self, access: Access) -> None:
+        """Log one request: at the event loop's next turn, or at once outside a loop."""
         if not self.enabled:
             return
-        now = iso_timestamp()
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (a tool, a test)
+            loop = None
+        if self._loop is not loop and self._pending:
+            self.flush()  # left by a loop that stopped before its next turn
+        self._pending.append((time.time(), access))
+        if loop is None:
+            self.flush()
+        elif self._loop is None:
+            self._loop = loop
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write the lines of the requests recorded so far."""
+        pending, self._pending, self._loop = self._pending, [], None
+        if pending:
+            data = b"".join(self._line(at, access) for at, access in pending)
+            written = self._stream.write(data)
+            while written < len(data):  # a raw stream may take part of it
+                written += self._stream.write(memoryview(data)[written:])
+
+    def _line(self, at: float, access: Access) -> bytes:
+        entry = {
+            "msg": f"{access.method} {access.path} {access.status}",
+            "request_id": access.request_id,
+            "method": access.method,
+            "path": access.path,
+            "route": access.route,
+            "status": access.status,
+            "duration_ms": round(access.seconds * 1000, 3),
+            "client": access.client,
+            "api_key_id": access.api_key_id,
+        }
+        now = epoch_timestamp(at)
         if self._json:
-            line = orjson.dumps(
+            return orjson.dumps(
                 {"ts": now, "level": "info", "logger": "gpucloud.access", **entry},
                 default=str,
                 option=orjson.OPT_APPEND_NEWLINE,
             )
-        else:
-            fields = " ".join(f"{k}={v}" for k, v in entry.items())
-            line = f"{now} INFO gpucloud.access {fields}\n".encode()
-        self._stream.write(line)
+        fields = " ".join(f"{k}={v}" for k, v in entry.items())
+        return f"{now} INFO gpucloud.access {fields}\n".encode()
 
 
 access_log = AccessLog()
