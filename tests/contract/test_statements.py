@@ -35,6 +35,7 @@ from gpucloud.db import (
     IntegrityError,
     Statement,
     StatementError,
+    Unit,
     UTCDateTime,
     create_database,
     utcnow,
@@ -289,6 +290,10 @@ async def test_every_write_to_an_owners_keys_moves_its_version_and_count(databas
             ("delete of the default", lambda unit: service.delete_key(unit, actor, ids[2])),
             ("delete", lambda unit: service.delete_key(unit, actor, ids[0])),
             ("plain UPDATE", lambda unit: unit.run(update(ssh_keys).values(name="x"))),
+            (
+                "a key moved to another owner and back",
+                lambda unit: _move_and_back(unit, ids[1], bob, alice),
+            ),
             ("plain DELETE", lambda unit: unit.run(delete(ssh_keys))),
         ):
             async with database.write() as unit:
@@ -296,6 +301,21 @@ async def test_every_write_to_an_owners_keys_moves_its_version_and_count(databas
             version = await check(label, version)
         (row,) = await database.fetch(state, {"id": alice})
         assert row.key_count == 0
+        (other,) = await database.fetch(state, {"id": bob})
+        assert other.key_count == 0
+
+
+async def _move_and_back(unit: Unit, key_id: str, to: str, back: str) -> None:
+    """Give a key to another owner and return it: both owners' versions move, each count
+    goes up and down again (the other owner's version is put back, for the checks)."""
+    moved = update(ssh_keys).where(ssh_keys.c.id == key_id)
+    await unit.run(moved.values(owner_id=to))
+    (during,) = await unit.fetch(
+        select(owners.c.version, owners.c.key_count).where(owners.c.id == to)
+    )
+    assert (during.version, during.key_count) == (1, 1)
+    await unit.run(moved.values(owner_id=back))
+    await unit.run(update(owners).where(owners.c.id == to).values(version=0))
 
 
 async def test_a_use_is_recorded_once_a_minute(database_url: str) -> None:

@@ -2,7 +2,7 @@
 SSH keys.
 
 `version` and `key_count` are kept by the database itself: triggers on `ssh_keys`
-(migration 0003) add one to `version` on every insert, update or delete of one of the
+(migrations 0003 and 0005) add one to `version` on every insert, update or delete of one of the
 owner's keys, and keep `key_count` equal to the number of its keys, in the same
 transaction as the change. No code path can forget them, and a version that has not
 moved means the owner's keys have not changed (gpucloud.http.cache relies on it).
