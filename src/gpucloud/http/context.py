@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
+from starlette.types import Scope
 
 if TYPE_CHECKING:
     from gpucloud.ca import CertificateAuthority
@@ -32,13 +33,25 @@ class Services:
 def header(request: Request, name: bytes) -> str | None:
     """The value of one request header (`name` lowercase), or None.
 
-    What `request.headers.get` answers, without building Starlette's Headers object:
-    the hot paths (authentication, If-None-Match) read one header each.
+    What `request.headers.get` answers (the first of repeated headers), without building
+    Starlette's Headers object: the hot paths (the request id, authentication,
+    If-None-Match) read one header each, from the dict `headers_of` builds once.
     """
-    for key, value in request.scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
+    value = headers_of(request.scope).get(name)
+    return None if value is None else value.decode("latin-1")
+
+
+def headers_of(scope: Scope) -> dict[bytes, bytes]:
+    """The request's headers by lowercase name, the first of each; built once a request
+    (in C: one pass over the list instead of one Python loop per header read)."""
+    state = scope.setdefault("state", {})
+    found: dict[bytes, bytes] | None = state.get(_HEADERS)
+    if found is None:
+        found = state[_HEADERS] = dict(reversed(scope["headers"]))
+    return found
+
+
+_HEADERS = "gpucloud.headers"
 
 
 def services(request: Request) -> Services:
