@@ -40,6 +40,7 @@ from gpucloud.db import (
     create_database,
     utcnow,
 )
+from gpucloud.errors import NotFoundError
 from gpucloud.owners import service as owner_service
 from gpucloud.owners.models import owners
 from gpucloud.ssh_keys import service
@@ -394,3 +395,23 @@ async def test_a_reused_read_is_never_older_than_the_last_commit(database_url: s
         "after",
         "mine",
     ]
+
+
+async def test_makedefault_of_an_unknown_key_changes_nothing(database_url: str) -> None:
+    """If makedefault names a key the owner does not have, then it raises NotFoundError
+    having changed nothing: the owner keeps its default even when the caller goes on and
+    commits the unit."""
+    async with open_database(database_url) as database:
+        async with database.write() as unit:
+            owner_id = await owner_service.get_or_create(unit, "alice")
+        actor = Actor(owner_id=owner_id, api_key_id=None, client="test")
+        async with database.write() as unit:
+            first = await service.create(
+                unit, actor, service.prepare("k0", ed25519_public_line()), max_keys=10
+            )
+        async with database.write() as unit:
+            with pytest.raises(NotFoundError):
+                await service.make_default(unit, actor, "0" * 24)
+        async with database.read() as unit:
+            keys = await service.owner_keys(unit, owner_id)
+        assert [(k.id, k.is_default) for k in keys.keys] == [(first.id, True)]

@@ -21,6 +21,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    exists,
     insert,
     or_,
     select,
@@ -143,8 +144,10 @@ class _Named(NamedTuple):
     fingerprint_sha256: str
 
 
-# make_default's two statements: clear the default unless it is this key, then make this
-# key the default unless it already is, returning what the audit trail needs.
+# make_default's two statements: clear the default unless it is this key (or there is no
+# such key), then make this key the default unless it already is, returning what the
+# audit trail needs.
+_THIS_ONE = ssh_keys.alias("this_one")
 _CLEAR_OTHER_DEFAULT = Statement(
     update(ssh_keys)
     .where(
@@ -154,6 +157,10 @@ _CLEAR_OTHER_DEFAULT = Statement(
         # would render the column as "is_default = 1" (a scan of all the owner's keys).
         text("is_default"),
         ssh_keys.c.id != bindparam("b_key_id", type_=String),
+        exists().where(
+            _THIS_ONE.c.owner_id == bindparam("b_owner_id", type_=String),
+            _THIS_ONE.c.id == bindparam("b_key_id", type_=String),
+        ),
     )
     .values(is_default=False, updated_at=bindparam("at"))
 )
@@ -397,7 +404,7 @@ async def rename(unit: Unit, actor: Actor, key_id: str, name: str) -> SSHKeyReco
 async def make_default(unit: Unit, actor: Actor, key_id: str) -> None:
     """Make the key the owner's only default; already default changes nothing.
 
-    Raises NotFoundError (and then nothing is changed: the unit rolls back).
+    Raises NotFoundError, having changed nothing.
     """
     owner_id = actor.owner_id
     if _ID.fullmatch(key_id) is None:
@@ -410,8 +417,8 @@ async def make_default(unit: Unit, actor: Actor, key_id: str) -> None:
     await unit.run(_CLEAR_OTHER_DEFAULT, values)
     made = await unit.fetch_one(_MAKE_DEFAULT, values)
     if made is None:
-        # Already the default (then the first statement found no other default to clear),
-        # or no such key: get() raises NotFoundError, and the unit undoes the clear.
+        # Already the default, or no such key (get() raises NotFoundError): either way
+        # the first statement changed nothing.
         await get(unit, owner_id, key_id)
         return
     await _audit(unit, actor, "ssh_key.make_default", made, at=now)
