@@ -2,13 +2,14 @@
 
 A request passes, in order, through:
 1. `RequestContextMiddleware` (gpucloud.http.middleware): request id, security headers,
-   metrics, access log;
-2. Starlette's app: its error middleware, CORS when configured, its exception
-   middleware — both of which hand every exception to the one handler,
-   `gpucloud.http.errors.handle`;
+   metrics, access log, and the one error boundary — every exception raised inside is
+   answered there by `gpucloud.http.errors.handle`;
+2. CORS, when configured (gpucloud.http.cors);
 3. Starlette's router, over the routes that the features declare as `Operation`s
    (gpucloud.http.routing): the API key and its scope are checked there, then the
    handler runs one service in one unit of work (gpucloud.db).
+
+Starlette's own error and exception middleware are not in the stack (D57).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.types import ASGIApp
 
@@ -31,11 +31,10 @@ from gpucloud.ca import routes as ca_routes
 from gpucloud.config import Settings
 from gpucloud.console import routes as console_routes
 from gpucloud.db import create_database
-from gpucloud.http import errors, openapi
+from gpucloud.http import openapi
 from gpucloud.http.auth import API_KEY_HEADER
 from gpucloud.http.cache import BodyCache
 from gpucloud.http.context import Services
-from gpucloud.http.cors import CORS
 from gpucloud.http.middleware import RequestContextMiddleware
 from gpucloud.http.routing import Operation, starlette_routes
 from gpucloud.ops import logs
@@ -68,20 +67,31 @@ def operations() -> list[Operation]:
 
 
 class GpuCloudApp(Starlette):
-    """Starlette, with gpucloud's request middleware outside everything else, so that
-    every answer — a 500 from Starlette's error middleware included — gets its request
-    id, headers, metrics and access-log line."""
+    """Starlette's app and router, inside gpucloud's request middleware alone: every
+    answer — an error's included — gets its request id, headers, metrics and access-log
+    line, and every exception is answered in one place (D57)."""
 
-    def __init__(self, *, services: Services, openapi_document: bytes, **options: Any) -> None:
+    def __init__(
+        self,
+        *,
+        services: Services,
+        openapi_document: bytes,
+        cors: dict[str, Any] | None,
+        **options: Any,
+    ) -> None:
         super().__init__(**options)
         # A plain attribute, read by every request (gpucloud.http.context.services):
         # Starlette's `state` answers through a Python __getattr__, fifteen times slower.
         self.services = services
         self.state.openapi = openapi_document
+        self.cors = cors
 
     def build_middleware_stack(self) -> ASGIApp:
+        # In place of Starlette's stack (its error middleware, the user middleware, its
+        # exception middleware): each of those two wraps every request and every message
+        # sent, to answer what our middleware answers anyway.
         return RequestContextMiddleware(
-            super().build_middleware_stack(), metrics=self.services.metrics, html_csp=HTML_CSP
+            self.router, metrics=self.services.metrics, html_csp=HTML_CSP, cors=self.cors
         )
 
 
@@ -125,24 +135,20 @@ def create_app(settings: Settings, *, testing: Harness | None = None) -> GpuClou
         Mount("/docs/static", ops_routes.docs_assets),
         Mount("/console/static", console_routes.console_assets),
     ]
-    middleware: list[Middleware] = []
+    cors = None
     if settings.cors_origins:
-        middleware.append(
-            Middleware(
-                CORS,
-                allow_origins=settings.cors_origins,
-                allow_methods=["GET", "POST", "PATCH", "DELETE"],
-                allow_headers=[API_KEY_HEADER, "content-type", "idempotency-key", "if-none-match"],
-                expose_headers=["location", "retry-after", "x-request-id", "etag"],
-            )
-        )
+        cors = {
+            "allow_origins": settings.cors_origins,
+            "allow_methods": ["GET", "POST", "PATCH", "DELETE"],
+            "allow_headers": [API_KEY_HEADER, "content-type", "idempotency-key", "if-none-match"],
+            "expose_headers": ["location", "retry-after", "x-request-id", "etag"],
+        }
     document = openapi.document(declared, title=TITLE, version=__version__, description=DESCRIPTION)
     return GpuCloudApp(
         services=context,
         openapi_document=orjson.dumps(document),
+        cors=cors,
         routes=routes,
-        middleware=middleware,
-        exception_handlers=errors.EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
 

@@ -177,6 +177,26 @@ async def test_a_configured_origin_is_allowed_and_another_is_not(
     assert "access-control-allow-origin" not in other.headers
 
 
+async def test_an_error_answer_to_an_allowed_origin_carries_the_cors_headers(
+    cors_client: httpx.AsyncClient, alice: str
+) -> None:
+    """If a page on an allowed origin gets an error (an unknown key, an unknown path, a
+    method not allowed, a bad API key), then the answer carries the CORS headers too, so
+    that the page can read the error's message and request id."""
+    origin = {"Origin": CONSOLE_ORIGIN}
+    cases = [
+        ("GET", f"{PREFIX}/000000000000000000000000", {**auth(alice), **origin}, 404),
+        ("GET", "/no/such/path", origin, 404),
+        ("PUT", PREFIX, {**auth(alice), **origin}, 405),
+        ("GET", PREFIX, {"x-api-key": "not-a-key", **origin}, 403),
+    ]
+    for method, url, headers, status in cases:
+        response = await cors_client.request(method, url, headers=headers)
+        assert_error(response, status)
+        assert response.headers["access-control-allow-origin"] == CONSOLE_ORIGIN, (url, status)
+        assert "x-request-id" in response.headers["access-control-expose-headers"].lower()
+
+
 async def test_a_refused_preflight_is_answered_in_the_error_shape(
     cors_client: httpx.AsyncClient,
 ) -> None:

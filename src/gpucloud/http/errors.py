@@ -4,8 +4,9 @@ Every error leaves the server as
 `{"statusCode", "timestamp", "path", "message", "error"[, "details"]}`, whether a
 service raised it (a domain error), the framework did (an unknown path, a method not
 allowed), the request was at fault (size, media type), or a bug did (500, with no
-internals). `handle` is that handler, registered with Starlette for every exception;
-`status_of` is the one map from domain errors to status codes.
+internals). `handle` is that handler, called for every exception by the request
+middleware (gpucloud.http.middleware); `status_of` is the one map from domain errors to
+status codes.
 """
 
 from __future__ import annotations
@@ -176,14 +177,3 @@ def describe_validation_errors(errors: Any) -> list[FieldProblem]:
             message = f"{field}: {error.get('msg', 'is not valid')}"
         problems.append(FieldProblem(field=field, message=message))
     return problems
-
-
-# Registered with Starlette for every exception: `Exception` goes to its outermost
-# middleware (which answers, then re-raises for the server's log: gpucloud's request
-# middleware swallows that), the others to its exception middleware.
-EXCEPTION_HANDLERS = {
-    Exception: handle,
-    HTTPException: handle,
-    GpuCloudError: handle,
-    RequestProblem: handle,
-}

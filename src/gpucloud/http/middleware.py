@@ -1,4 +1,5 @@
-"""The ASGI middleware around every request: request id, headers, access log, metrics.
+"""The ASGI middleware around every request: request id, headers, access log, metrics,
+and the one place where an exception becomes an answer.
 
 Plain ASGI rather than Starlette's BaseHTTPMiddleware, which costs a task and a
 memory stream per request.
@@ -10,6 +11,7 @@ import itertools
 import os
 import re
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -17,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gpucloud.http import errors
 from gpucloud.http.context import headers_of
+from gpucloud.http.cors import CORS
 from gpucloud.ops.logs import Access, access_log
 from gpucloud.ops.metrics import Metrics
 
@@ -30,12 +33,25 @@ _NO_STORE = (b"cache-control", b"no-store")
 
 
 class RequestContextMiddleware:
-    """Gives each request an id and each response the security headers, then logs it."""
+    """Gives each request an id and each response the security headers, answers what the
+    app raised (through `errors.handle`), then logs the request.
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, html_csp: str) -> None:
-        self.app = app
+    `cors` holds the CORS options when CORS is on: the app inside is then wrapped in CORS,
+    and an error answered here gets the CORS headers that the app's own answers get.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        html_csp: str,
+        cors: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.app = app if cors is None else CORS(app, **cors)
         self.metrics = metrics
         self.html_csp = html_csp.encode()
+        self.cors = cors
         # Generated request ids: 64 random bits drawn when the app is built (each worker
         # builds its own), then a counter — unique across processes with no system call
         # per request (D56). An id only correlates lines; it is no secret.
@@ -76,12 +92,13 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_headers)
         except Exception as exc:
-            # Starlette answers (and logs, through errors.handle) whatever a route raises,
-            # then raises it again for the server's own log: it is done with here. What
-            # was raised outside any route gets its answer from the same handler.
-            if not response_started:
-                response = await errors.handle(Request(scope, receive), exc)
-                await response(scope, receive, send_with_headers)
+            # Whatever the app raised — a route, the router (an unknown path, a method not
+            # allowed), a static file, a bug — is answered here, and only here.
+            if response_started:
+                raise  # half an answer is out: the server logs it and drops the connection
+            response = await errors.handle(Request(scope, receive), exc)
+            answer = response if self.cors is None else CORS(response, **self.cors)
+            await answer(scope, receive, send_with_headers)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
