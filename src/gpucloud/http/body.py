@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
 
 from gpucloud.errors import FieldProblem, InvalidInputError
-from gpucloud.http.context import services
+from gpucloud.http.context import header, services
 from gpucloud.http.errors import RequestProblem, describe_validation_errors
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -31,7 +31,7 @@ async def read_json(request: Request, *, max_bytes: int, timeout_s: float) -> An
     too_large = RequestProblem(
         413, f"The request body is larger than {max_bytes // 1024} KiB; send one key at a time"
     )
-    declared = request.headers.get("content-length")
+    declared = header(request, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise too_large
     # The size is judged before the media type (SPEC 4's order), also for a body sent
@@ -55,7 +55,7 @@ async def read_json(request: Request, *, max_bytes: int, timeout_s: float) -> An
         raise RequestProblem(
             400, "The connection closed before the whole request body arrived"
         ) from None
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    media_type = (header(request, b"content-type") or "").split(";", 1)[0].strip().lower()
     if media_type != "application/json":
         raise RequestProblem(
             415, "Send the request body as JSON, with the header Content-Type: application/json"

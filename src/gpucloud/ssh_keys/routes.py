@@ -20,7 +20,7 @@ from gpucloud.db import utcnow
 from gpucloud.errors import FieldProblem, InvalidInputError
 from gpucloud.http.body import read_model
 from gpucloud.http.cache import Entry, answer, make_entry
-from gpucloud.http.context import Services, services
+from gpucloud.http.context import Services, header, services
 from gpucloud.http.routing import Routes, Success
 from gpucloud.idempotency import service as idempotency
 from gpucloud.ssh_keys import service
@@ -70,6 +70,7 @@ _LOOKUP_PARAMETER = {
     "answer has its own strong ETag, answered 304 like the whole file's",
     "schema": {"type": "string"},
 }
+_IDEMPOTENCY_HEADER = idempotency.HEADER.lower().encode()
 _NOT_MODIFIED = {304: "Not modified: the If-None-Match tag is current (no body)"}
 _JSON = "application/json"
 _TEXT = "text/plain; charset=utf-8"
@@ -129,7 +130,7 @@ async def create_ssh_key(request: Request, actor: Actor) -> Response:
     body = await read_model(request, CreateSSHKeyDto)
     new = service.prepare(body.name, body.publicKey, body.expiresAt)
     retry = idempotency.from_header(
-        request.headers.get(idempotency.HEADER),
+        header(request, _IDEMPOTENCY_HEADER),
         {"name": body.name, "publicKey": body.publicKey, "expiresAt": body.expiresAt},
     )
     async with context.database.write() as unit:
