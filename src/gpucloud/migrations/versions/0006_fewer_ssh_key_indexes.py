@@ -4,10 +4,10 @@ Every create writes one entry into each index of ssh_keys, and every index entry
 b-tree page that the commit writes out again: with seven b-trees a create dirtied about
 nine pages. The listing-order index (owner_id, created_at, id) served only a read that
 is made once per change of the owner's keys (lists and authorized_keys files are cached
-by the owner's version), and the MD5 index (owner_id, fingerprint_md5) served only
-the list's filter by MD5 fingerprint (logins look keys up by SHA-256). Both reads now go through an index that leads with
-owner_id, over that owner's keys, whose number the per-owner limit bounds
-(docs/decisions.md, D58).
+by the owner's version), and the MD5 index (owner_id, fingerprint_md5) served only the
+list's filter by MD5 fingerprint (logins look keys up by SHA-256). Both reads now go
+through an index that leads with owner_id, over that owner's keys, whose number the
+per-owner limit bounds (docs/decisions.md, D58).
 
 No data change: the previous release's code runs unchanged against either schema.
 
