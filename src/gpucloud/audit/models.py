@@ -1,7 +1,9 @@
 """The audit_events table: one change, an SSH key created, renamed, made default or
 deleted; an API key created, revoked or rotated. Never holds a secret.
 
-No foreign key to ssh_keys: events outlive the keys.
+No foreign key to ssh_keys: events outlive the keys. One index besides the primary key,
+on the time: every write of the API inserts an event, and an index by owner would cost
+each of them a page of its own in the commit (migration 0007, docs/decisions.md D59).
 """
 
 from __future__ import annotations
@@ -25,6 +27,5 @@ audit_events = Table(
     Column("client", String(64)),
     # Of an api_key.* event: the scopes of the API key it is about.
     Column("scopes", String(128)),
-    Index(None, "owner_id", "at"),
     Index(None, "at"),
 )
