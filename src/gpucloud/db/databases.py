@@ -46,6 +46,12 @@ if TYPE_CHECKING:  # asyncpg is loaded only for PostgreSQL
 R = TypeVar("R")
 # Distinct reads kept by fetch(..., reuse=True) on SQLite (API keys in use, in practice).
 _REUSED_MAX = 10_000
+# SQLite's page cache of each connection, in KiB (its default is 2,000). The reader's
+# hot pages are the API keys in use and the owners being listed, which the body cache
+# mostly answers anyway; the writer's are the b-tree leaves of a batch. Pages beyond
+# these come from the operating system's file cache (docs/decisions.md D60).
+_READER_CACHE_KIB = 512
+_WRITER_CACHE_KIB = 1024
 Values = Mapping[str, Any] | None
 
 
@@ -260,7 +266,7 @@ class SQLiteDatabase(Database):
         self._reused_version = -1
         self._writer: sqlite3.Connection | None = None
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, cache_kib: int) -> sqlite3.Connection:
         # Autocommit at the driver (isolation_level=None): transactions are begun and
         # ended here, explicitly. Used from the event loop's thread only; the flag lets a
         # connection move to whichever thread runs that loop (tests start many loops).
@@ -273,11 +279,12 @@ class SQLiteDatabase(Database):
             # Lock waits happen in write(), asynchronously; SQLite itself never sleeps.
             raw.execute("PRAGMA busy_timeout=0")
             raw.execute("PRAGMA foreign_keys=ON")
+            raw.execute(f"PRAGMA cache_size=-{cache_kib}")
         return raw
 
     def _read_connection(self) -> sqlite3.Connection:
         if self._reader is None:
-            self._reader = self._connect()
+            self._reader = self._connect(_READER_CACHE_KIB)
             self._reader_unit = SQLiteUnit(self._reader)
         return self._reader
 
@@ -359,7 +366,7 @@ class SQLiteDatabase(Database):
         whoever arrived while the previous one was being written to disk.
         """
         if self._writer is None:
-            self._writer = self._connect()
+            self._writer = self._connect(_WRITER_CACHE_KIB)
         await self._begin_immediate(self._writer)
         self._batch = asyncio.get_running_loop().create_future()
         self._committer = asyncio.create_task(self._commit_batch())
