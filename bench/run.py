@@ -1141,7 +1141,7 @@ def results_table(
     database against the small one, the peak RSS)."""
     scale = any(s.data == "large" for s in scenarios)
     columns = ["scenario", "server", "req/s", "p50 ms", "p99 ms", "req/s vs ceiling",
-               "p99 vs ceiling", *(["1M keys / small: req/s, p99"] if scale else []),
+               "p99 vs ceiling", *(["1M keys / small: share, p99"] if scale else []),
                "RSS MiB: idle → peak", "RSS first→last round"]  # fmt: skip
     lines = [_row(columns), "|---|---|" + "--:|" * (len(columns) - 2)]
     verdicts = []
@@ -1161,13 +1161,19 @@ def results_table(
         if scenario.data == "large":
             small = Scenario(scenario.kind, "small", scenario.backend)
             base = summarise(outcome, small, "gpucloud")
-            if base is not None:
-                rps_scale = ours.rps / base.rps
-                scale_cell = f"{rps_scale:.2f}, {ours.p99_ms / base.p99_ms:.2f}"
+            base_ceiling = summarise(outcome, small, "ceiling")
+            if base is not None and base_ceiling is not None:
+                # Judged on the shares of the ceiling, each measured beside its own rounds:
+                # the two parts of a run are minutes apart, and the host's own speed can
+                # drift between them (docs/decisions.md D61). The raw ratio is shown too.
+                rps_scale = rps_ratio / (base.rps / base_ceiling.rps)
+                scale_cell = (f"{rps_scale:.2f} ({ours.rps / base.rps:.2f} raw), "
+                              f"{ours.p99_ms / base.p99_ms:.2f}")  # fmt: skip
                 if judged:
                     verdicts.append(
-                        _verdict(f"{scenario.label}: req/s ≥ {LARGE_FLOOR:.0%} of the small "
-                                 "database's", rps_scale >= LARGE_FLOOR, _pct(rps_scale))
+                        _verdict(f"{scenario.label}: share of the ceiling ≥ {LARGE_FLOOR:.0%} "
+                                 "of the small database's", rps_scale >= LARGE_FLOOR,
+                                 f"{_pct(rps_scale)} (raw req/s {_pct(ours.rps / base.rps)})")
                     )  # fmt: skip
         growth = f"{ours.rss_growth:+.1%}" if ours.rss_growth is not None else "n/a"
         bad = sum(bool(r.problems) for r in outcome.of(scenario, "gpucloud"))
@@ -1427,10 +1433,13 @@ What the figures mean, where the time goes and what would close the gaps:
 the same run, alternating with it; "p99 vs ceiling" the ratio of the p99 latencies. The
 If-None-Match scenario is held to the authorized_keys ceiling (a 200 with the body), as
 issue 10 asks. "1M keys / small" compares gpucloud with 1,000,000 keys stored to gpucloud
-on the small database (requests/s, p99). RSS: the server process's VmRSS once started and
-idle, and its peak (VmHWM); the last column compares its VmRSS after the first and after
-the last round. (The ceiling's server lives through the whole run. It runs gpucloud's
-server entry point, so it also holds whatever `gpucloud.server` imports.)
+on the small database: its share of the ceiling in the 1M rounds against its share in the
+small rounds (the target's measure; the host's speed can drift between the two parts of a
+run), the raw requests/s ratio in brackets, and the p99 ratio. RSS: the server process's
+VmRSS once started and idle, and its peak (VmHWM); the last column compares its VmRSS
+after the first and after the last round. (The ceiling's server lives through the whole
+run. It runs gpucloud's server entry point, so it also holds whatever `gpucloud.server`
+imports.)
 
 ### The issue's targets (SQLite, medians)
 
