@@ -7,9 +7,10 @@ password hash would add nothing but latency to every request).
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
+
+from gpucloud.digests import sha256
 
 PREFIX = "gck_"
 SECRET_PATTERN = re.compile(r"gck_[A-Za-z0-9_-]{43}")
@@ -29,7 +30,7 @@ def is_well_formed(value: str) -> bool:
 
 def digest(secret: str) -> bytes:
     """The stored form of a secret: its SHA-256 digest."""
-    return hashlib.sha256(secret.encode("ascii")).digest()
+    return sha256(secret.encode("ascii")).digest()
 
 
 def display_prefix(secret: str) -> str:
