@@ -415,3 +415,30 @@ async def test_makedefault_of_an_unknown_key_changes_nothing(database_url: str) 
         async with database.read() as unit:
             keys = await service.owner_keys(unit, owner_id)
         assert [(k.id, k.is_default) for k in keys.keys] == [(first.id, True)]
+
+
+async def test_a_writer_that_stops_waiting_for_the_commit_leaves_the_others_whole(
+    database_url: str, backend: str
+) -> None:
+    """If one of several concurrent writers is cancelled (its client went away) after its
+    block has ended, then the others' writes are committed and answered as usual; on
+    SQLite, whose writers share one commit, its own write is committed with theirs."""
+    names = [f"writer-{n}" for n in range(5)]
+    left = asyncio.Event()
+
+    async def write(name: str) -> None:
+        async with database.write() as unit:
+            await owner_service.get_or_create(unit, name)
+            if name == names[0]:
+                left.set()
+
+    async with open_database(database_url) as database:
+        tasks = [asyncio.create_task(write(name)) for name in names]
+        await left.wait()
+        tasks[0].cancel()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        stored = await database.fetch(Statement(select(owners.c.name)))
+    assert isinstance(outcomes[0], asyncio.CancelledError)
+    assert outcomes[1:] == [None] * 4
+    expected = set(names) if backend == "sqlite" else set(names[1:])
+    assert expected <= {row.name for row in stored}
