@@ -436,8 +436,7 @@ class _SQLiteWrite:
             raw.execute("SAVEPOINT unit")
         except BaseException as exc:
             database._write_lock.release()
-            if isinstance(exc, sqlite3.Error | OSError):
-                _raise_translated(_translated_sqlite(exc), exc)
+            _raise_translated(_translated_sqlite(exc), exc)
             raise
         return SQLiteUnit(raw)
 
@@ -450,9 +449,8 @@ class _SQLiteWrite:
                 if raw.in_transaction:
                     raw.execute("ROLLBACK TO unit")
                     raw.execute("RELEASE unit")
-                if isinstance(exc, sqlite3.Error | OSError):
-                    _raise_translated(_translated_sqlite(exc), exc)
-                return  # the block's own exception goes on
+                _raise_translated(_translated_sqlite(exc), exc)
+                return  # the block's own exception goes on, unless the driver's: translated
             if not raw.in_transaction:  # SQLite rolled the whole batch back
                 raise UnavailableError("The database refused the write; try again shortly")
             raw.execute("RELEASE unit")
